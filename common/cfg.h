@@ -1,5 +1,5 @@
 /*
- * Daemon configuration: an INI file read with inih, then conf.d/*.conf
+ * Daemon configuration: an INI file read with inih, then conf.d/NAME.conf files
  * beside it in lexical order (later files override earlier values). Every
  * key has a default, a type and limits; an unknown section or key or a bad
  * value is an error reported as "file:line: message".

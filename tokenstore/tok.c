@@ -50,6 +50,7 @@ struct tok_req {
 	struct event		*timer;
 	bool			 inflight;	/* hiredis holds it */
 	const char		*fail;		/* set before a deferred failure */
+	void			(*cancel_fn)(void *);
 };
 TAILQ_HEAD(tok_reqs, tok_req);
 
@@ -270,11 +271,19 @@ tok_req_cancel(struct tok_req *r)
 {
 	if (r == NULL)
 		return;
+	if (r->cb != NULL && r->cancel_fn != NULL)
+		r->cancel_fn(r->arg);
 	r->cb = NULL;
 	if (!r->inflight)
 		tok_req_free(r);
 	else if (r->timer != NULL)
 		event_del(r->timer);
+}
+
+void
+tok_req_set_cancel_fn(struct tok_req *r, void (*fn)(void *))
+{
+	r->cancel_fn = fn;
 }
 
 static const char *
@@ -553,8 +562,11 @@ tok_free(struct tok **tp)
 	if (t == NULL)
 		return;
 	*tp = NULL;
-	TAILQ_FOREACH(r, &t->reqs, entry)
+	TAILQ_FOREACH(r, &t->reqs, entry) {
+		if (r->cb != NULL && r->cancel_fn != NULL)
+			r->cancel_fn(r->arg);
 		r->cb = NULL;		/* no caller callbacks at shutdown */
+	}
 	tok_link_fini(&t->cmd);
 	tok_link_fini(&t->subl);
 	while ((r = TAILQ_FIRST(&t->reqs)) != NULL)
@@ -587,4 +599,10 @@ long long
 tok_timeout_ms(const struct tok *t)
 {
 	return t->timeout_ms;
+}
+
+struct event_base *
+tok_base(const struct tok *t)
+{
+	return t->base;
 }

@@ -38,8 +38,13 @@ struct tok_req	*tok_cmdv(struct tok *, tok_reply_cb *, void *arg, int argc,
 		    const char **argv, const size_t *argvlen);
 /* The callback will not run. Safe to call with NULL. */
 void		 tok_req_cancel(struct tok_req *);
+/* Wrappers that allocate a context per request (arg) register its
+ * destructor here: it runs if the request is cancelled before its
+ * callback, so the context never leaks. */
+void		 tok_req_set_cancel_fn(struct tok_req *, void (*)(void *));
 
 bool		 tok_is_up(const struct tok *);
+struct event_base *tok_base(const struct tok *);
 const char	*tok_prefix(const struct tok *);
 long long	 tok_timeout_ms(const struct tok *);
 
