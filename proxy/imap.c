@@ -1,0 +1,496 @@
+/*
+ * IMAP before login (RFC 9051/3501): a command table over the incremental
+ * parser, the shared login check, a connection slot, the upstream login,
+ * and the hand-over. Greeting and error texts follow EmailEngine's IMAP
+ * proxy word for word so that scripts written for it keep working.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+
+#include "auth/auth.h"
+#include "auth/auth_sasl.h"
+#include "common/crypto.h"
+#include "common/str.h"
+#include "common/xmalloc.h"
+#include "proxy/imap.h"
+#include "proxy/imap_parse.h"
+#include "proxy/worker.h"
+#include "tokenstore/tok_conn.h"
+#include "tokenstore/tok_store.h"
+#include "upstream/up_imap.h"
+
+#define IMAP_VERSION	"0.1.0"
+
+enum imap_state {
+	IMAP_S_NOTAUTH,		/* reading commands */
+	IMAP_S_SASL,		/* AUTHENTICATE: waiting for the response */
+	IMAP_S_BUSY,		/* login in progress: input paused */
+	IMAP_S_RELAY,
+};
+
+struct imap {
+	struct imap_parse	*parse;
+	enum imap_state		 state;
+	char			*tag;		/* command in progress */
+	int			 auth_failures;
+	int			 bad_commands;
+	struct auth_req		*auth;
+	struct tok_req		*slot_req;
+	struct up_imap		*up;
+	struct up_target	*target;
+	struct event		*delay;		/* failure delay */
+	char			*delayed_reply;
+	bool			 delayed_fatal;
+};
+
+struct imap_cmd_def {
+	const char	*name;
+	void		 (*fn)(struct sess *, struct imap *,
+			    const struct imap_cmd *);
+};
+
+static void	imap_process(struct sess *);
+
+static bool
+imap_login_disabled(const struct sess *s)
+{
+	return !s->tls && !s->pcfg->allow_plaintext_auth;
+}
+
+static void
+imap_caps(const struct sess *s, char *buf, size_t len)
+{
+	bool starttls = !s->tls && s->lcfg->tls == CFG_TLS_STARTTLS;
+
+	snprintf(buf, len, "IMAP4rev1 LITERAL+ SASL-IR ID%s%s",
+	    starttls ? " STARTTLS" : "",
+	    imap_login_disabled(s) ? " LOGINDISABLED" : " AUTH=PLAIN");
+}
+
+static void
+imap_start(struct sess *s)
+{
+	struct imap *im = xcalloc(1, sizeof(*im));
+
+	im->parse = imap_parse_new(s->pcfg->line_max, s->pcfg->literal_max);
+	s->proto = im;
+	sess_printf(s, "* OK Postern IMAP Proxy ready for requests from %s %s"
+	    "\r\n", s->ip, s->idhex);
+}
+
+static void
+imap_bye(struct sess *s, const char *text, const char *reason)
+{
+	sess_printf(s, "* BYE %s\r\n", text);
+	sess_close_after_flush(s, reason);
+}
+
+static void
+imap_bad(struct sess *s, struct imap *im, const char *tag, const char *text)
+{
+	sess_printf(s, "%s BAD %s\r\n", tag, text);
+	if (++im->bad_commands >= s->pcfg->bad_commands_max)
+		imap_bye(s, "Too many invalid commands", "bad commands");
+}
+
+static void
+cmd_capability(struct sess *s, struct imap *im, const struct imap_cmd *c)
+{
+	char caps[256];
+
+	(void)im;
+	imap_caps(s, caps, sizeof(caps));
+	sess_printf(s, "* CAPABILITY %s\r\n%s OK Capability completed\r\n",
+	    caps, c->tag);
+}
+
+static void
+cmd_noop(struct sess *s, struct imap *im, const struct imap_cmd *c)
+{
+	(void)im;
+	sess_printf(s, "%s OK NOOP completed\r\n", c->tag);
+}
+
+static void
+cmd_logout(struct sess *s, struct imap *im, const struct imap_cmd *c)
+{
+	(void)im;
+	sess_printf(s, "* BYE Logging out\r\n%s OK Logout completed\r\n",
+	    c->tag);
+	sess_close_after_flush(s, "logout");
+}
+
+static void
+cmd_id(struct sess *s, struct imap *im, const struct imap_cmd *c)
+{
+	(void)im;
+	sess_printf(s, "* ID (\"name\" \"Postern\" \"version\" \"%s\")\r\n"
+	    "%s OK ID completed\r\n", IMAP_VERSION, c->tag);
+}
+
+static void
+cmd_starttls(struct sess *s, struct imap *im, const struct imap_cmd *c)
+{
+	if (s->lcfg->tls != CFG_TLS_STARTTLS || s->tls) {
+		imap_bad(s, im, c->tag, s->tls ? "TLS is already active" :
+		    "STARTTLS not available on this port");
+		return;
+	}
+	sess_printf(s, "%s OK Begin TLS negotiation now\r\n", c->tag);
+	sess_starttls(s);
+}
+
+/* Sends a login failure after the failure delay (a timer, so the worker
+ * keeps serving others), then BYE once the client used up its tries. */
+static void
+imap_delay_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct sess	*s = arg;
+	struct imap	*im = s->proto;
+
+	(void)fd;
+	(void)what;
+	sess_write(s, im->delayed_reply, strlen(im->delayed_reply));
+	free(im->delayed_reply);
+	im->delayed_reply = NULL;
+	if (im->delayed_fatal) {
+		imap_bye(s, "Too many failed logins", "auth failures");
+		return;
+	}
+	im->state = IMAP_S_NOTAUTH;
+	sess_read_enable(s, true);
+	imap_process(s);
+}
+
+/* Replies "<tag> <tail>" after the failure delay (or at once). */
+static void
+imap_reply_later(struct sess *s, struct imap *im, bool failure,
+    const char *tail)
+{
+	struct timeval	tv;
+	long long	ms = failure ? s->pcfg->failure_delay_ms : 0;
+
+	free(im->delayed_reply);
+	im->delayed_reply = xasprintf("%s %s\r\n", im->tag, tail);
+	im->delayed_fatal = failure &&
+	    ++im->auth_failures >= s->pcfg->auth_failures_max;
+	if (im->delay == NULL)
+		im->delay = evtimer_new(s->w->base, imap_delay_cb, s);
+	tv.tv_sec = ms / 1000;
+	tv.tv_usec = (ms % 1000) * 1000;
+	evtimer_add(im->delay, &tv);
+}
+
+static void
+imap_up_done_cb(void *arg, enum up_fail fail, const char *why)
+{
+	struct sess		*s = arg;
+	struct imap		*im = s->proto;
+	struct bufferevent	*up;
+	char			 caps[4096];
+
+	if (fail != UP_OK) {
+		char text[512];
+
+		sess_log(s, fail == UP_FAIL_AUTH ? LOG_LVL_INFO : LOG_LVL_WARN,
+		    "event=login result=upstream_fail class=%s account=%s "
+		    "upstream=%s:%d reason=\"%s\"", up_fail_name(fail),
+		    s->account, im->target->host, im->target->port, why);
+		tok_account_set_state(s->w->tok, s->account,
+		    fail == UP_FAIL_AUTH ? "authenticationError" :
+		    "connectError", why);
+		up_imap_free(&im->up);
+		up_target_free(&im->target);
+		tok_conn_release(s->w->tok, s->account, s->idhex);
+		s->slot_held = false;
+		free(s->account);
+		s->account = NULL;
+		snprintf(text, sizeof(text), "NO [UNAVAILABLE] %s: %s",
+		    fail == UP_FAIL_AUTH ? "Upstream server rejected the login"
+		    : "Upstream server unavailable", why);
+		imap_reply_later(s, im, false, text);
+		return;
+	}
+	snprintf(caps, sizeof(caps), "%s", up_imap_capabilities(im->up));
+	sess_log(s, LOG_LVL_INFO, "event=login result=ok account=%s "
+	    "upstream=%s:%d mech=%s ms=%lld", s->account, im->target->host,
+	    im->target->port, up_imap_mech(im->up),
+	    str_now_ms() - s->started_ms);
+	tok_account_set_state(s->w->tok, s->account, "connected", NULL);
+	up = up_imap_steal_bev(im->up);
+	up_imap_free(&im->up);
+	up_target_free(&im->target);
+	sess_printf(s, "* CAPABILITY %s\r\n%s OK %s authenticated\r\n", caps,
+	    im->tag, s->account);
+	im->state = IMAP_S_RELAY;
+	imap_parse_free(&im->parse);
+	sess_logged_in(s);
+	sess_relay(s, up);
+}
+
+static void
+imap_slot_cb(void *arg, int rc)
+{
+	struct sess	*s = arg;
+	struct imap	*im = s->proto;
+
+	im->slot_req = NULL;
+	if (rc != 1) {
+		sess_log(s, LOG_LVL_INFO, "event=login result=%s account=%s",
+		    rc == 0 ? "limit" : "tempfail", s->account);
+		up_target_free(&im->target);
+		free(s->account);
+		s->account = NULL;
+		imap_reply_later(s, im, false, rc == 0 ?
+		    "NO [LIMIT] Too many connections for this account" :
+		    "NO [UNAVAILABLE] Temporary failure, try again later");
+		return;
+	}
+	s->slot_held = true;
+	im->up = up_imap_new(&s->w->up, im->target, imap_up_done_cb, s);
+}
+
+static void
+imap_auth_cb(void *arg, struct auth_result *res)
+{
+	struct sess	*s = arg;
+	struct imap	*im = s->proto;
+
+	im->auth = NULL;
+	if (res->verdict != AUTH_OK) {
+		sess_log(s, res->verdict == AUTH_TEMPFAIL ? LOG_LVL_WARN :
+		    LOG_LVL_INFO, "event=login result=%s account=%s "
+		    "reason=\"%s\"", auth_verdict_name(res->verdict),
+		    res->account, res->reason);
+		imap_reply_later(s, im, res->verdict != AUTH_TEMPFAIL,
+		    auth_imap_text(res->verdict));
+		return;
+	}
+	s->account = xstrdup(res->account);
+	memcpy(s->token_id, res->token_id, sizeof(s->token_id));
+	im->target = res->target;
+	res->target = NULL;
+	im->slot_req = tok_conn_acquire(s->w->tok, s->account, s->idhex,
+	    res->max_connections, imap_slot_cb, s);
+}
+
+static void
+imap_login(struct sess *s, struct imap *im, const char *user,
+    const char *pass)
+{
+	char buf[200];
+
+	im->state = IMAP_S_BUSY;
+	sess_read_enable(s, false);
+	sess_log(s, LOG_LVL_DEBUG, "event=login_attempt account=%s",
+	    str_sanitize(user, 100, buf, sizeof(buf)));
+	im->auth = auth_check(s->w->tok, AUTH_PROTO_IMAP, user, pass, s->ip,
+	    s->w->cfg, imap_auth_cb, s);
+}
+
+static bool
+imap_is_astring(const struct imap_arg *a)
+{
+	return a->type == IMAP_ARG_ATOM || a->type == IMAP_ARG_QUOTED ||
+	    a->type == IMAP_ARG_LITERAL;
+}
+
+static void
+cmd_login(struct sess *s, struct imap *im, const struct imap_cmd *c)
+{
+	if (c->nargs != 2 || !imap_is_astring(&c->args[0]) ||
+	    !imap_is_astring(&c->args[1]) ||
+	    strlen(c->args[0].s) != c->args[0].len ||
+	    strlen(c->args[1].s) != c->args[1].len) {
+		imap_bad(s, im, c->tag, "Invalid arguments");
+		return;
+	}
+	if (imap_login_disabled(s)) {
+		sess_printf(s, "%s NO [PRIVACYREQUIRED] Plaintext "
+		    "authentication disallowed on non-secure connections, "
+		    "use STARTTLS first\r\n", c->tag);
+		return;
+	}
+	imap_login(s, im, c->args[0].s, c->args[1].s);
+}
+
+static void
+imap_sasl_response(struct sess *s, struct imap *im, const char *line,
+    size_t len)
+{
+	char *user, *pass;
+
+	if (len == 1 && line[0] == '*') {
+		sess_printf(s, "%s BAD Authentication cancelled\r\n", im->tag);
+		im->state = IMAP_S_NOTAUTH;
+		return;
+	}
+	if (auth_sasl_plain_decode(line, len, &user, &pass) == -1) {
+		im->state = IMAP_S_NOTAUTH;
+		imap_bad(s, im, im->tag, "Invalid SASL PLAIN response");
+		return;
+	}
+	imap_login(s, im, user, pass);
+	free(user);
+	crypto_free_secret(&pass);
+}
+
+static void
+cmd_authenticate(struct sess *s, struct imap *im, const struct imap_cmd *c)
+{
+	if (c->nargs < 1 || c->nargs > 2 || c->args[0].type != IMAP_ARG_ATOM ||
+	    (c->nargs == 2 && c->args[1].type != IMAP_ARG_ATOM)) {
+		imap_bad(s, im, c->tag, "Invalid arguments");
+		return;
+	}
+	if (strcasecmp(c->args[0].s, "PLAIN") != 0) {
+		sess_printf(s, "%s NO [CANNOT] Unsupported authentication "
+		    "mechanism\r\n", c->tag);
+		return;
+	}
+	if (imap_login_disabled(s)) {
+		sess_printf(s, "%s NO [PRIVACYREQUIRED] Plaintext "
+		    "authentication disallowed on non-secure connections, "
+		    "use STARTTLS first\r\n", c->tag);
+		return;
+	}
+	if (c->nargs == 2) {
+		imap_sasl_response(s, im, c->args[1].s, c->args[1].len);
+		return;
+	}
+	im->state = IMAP_S_SASL;
+	sess_printf(s, "+ \r\n");
+}
+
+static const struct imap_cmd_def imap_cmds[] = {
+	{ "CAPABILITY", cmd_capability },
+	{ "NOOP", cmd_noop },
+	{ "LOGOUT", cmd_logout },
+	{ "ID", cmd_id },
+	{ "STARTTLS", cmd_starttls },
+	{ "LOGIN", cmd_login },
+	{ "AUTHENTICATE", cmd_authenticate },
+};
+
+static void
+imap_dispatch(struct sess *s, struct imap *im, const struct imap_cmd *c)
+{
+	free(im->tag);
+	im->tag = xstrdup(c->tag);
+	for (size_t i = 0; i < sizeof(imap_cmds) / sizeof(imap_cmds[0]); i++)
+		if (strcmp(c->name, imap_cmds[i].name) == 0) {
+			imap_cmds[i].fn(s, im, c);
+			return;
+		}
+	imap_bad(s, im, c->tag, "Command not available before authentication");
+}
+
+static void
+imap_process(struct sess *s)
+{
+	struct imap	*im = s->proto;
+	struct evbuffer	*in = bufferevent_get_input(s->bev);
+
+	while (!s->closing && im->delayed_reply == NULL) {
+		if (im->state == IMAP_S_SASL) {
+			size_t	 len;
+			char	*line = evbuffer_readln(in, &len,
+			    EVBUFFER_EOL_CRLF);
+
+			if (line == NULL) {
+				if (evbuffer_get_length(in) >= s->pcfg->line_max)
+					imap_bye(s, "Line too long",
+					    "line too long");
+				return;
+			}
+			im->state = IMAP_S_NOTAUTH;
+			if (len >= s->pcfg->line_max)
+				imap_bye(s, "Line too long", "line too long");
+			else
+				imap_sasl_response(s, im, line, len);
+			OPENSSL_cleanse(line, len);
+			free(line);
+			continue;
+		}
+		if (im->state != IMAP_S_NOTAUTH)
+			return;
+		switch (imap_parse_feed(im->parse, in)) {
+		case IMAP_PARSE_AGAIN:
+			return;
+		case IMAP_PARSE_CONTINUE:
+			sess_printf(s, "+ Ready for literal data\r\n");
+			break;
+		case IMAP_PARSE_BAD:
+			imap_bad(s, im, imap_parse_tag(im->parse),
+			    imap_parse_error(im->parse));
+			break;
+		case IMAP_PARSE_FATAL:
+			imap_bye(s, imap_parse_error(im->parse),
+			    imap_parse_error(im->parse));
+			return;
+		case IMAP_PARSE_COMMAND:
+			imap_dispatch(s, im, imap_parse_cmd(im->parse));
+			break;
+		}
+	}
+}
+
+static void
+imap_read(struct sess *s)
+{
+	imap_process(s);
+}
+
+static void
+imap_tls_done(struct sess *s)
+{
+	(void)s;
+}
+
+static void
+imap_login_timeout(struct sess *s)
+{
+	imap_bye(s, "Login timeout, closing connection", "login timeout");
+}
+
+static void
+imap_shutdown(struct sess *s)
+{
+	imap_bye(s, "Server shutting down", "shutdown");
+}
+
+static void
+imap_free(struct sess *s)
+{
+	struct imap *im = s->proto;
+
+	if (im == NULL)
+		return;
+	auth_cancel(im->auth);
+	tok_req_cancel(im->slot_req);
+	up_imap_free(&im->up);
+	up_target_free(&im->target);
+	if (im->delay != NULL)
+		event_free(im->delay);
+	free(im->delayed_reply);
+	imap_parse_free(&im->parse);
+	free(im->tag);
+	free(im);
+	s->proto = NULL;
+}
+
+const struct sess_ops imap_ops = {
+	.name = "imap",
+	.start = imap_start,
+	.read = imap_read,
+	.tls_done = imap_tls_done,
+	.login_timeout = imap_login_timeout,
+	.shutdown = imap_shutdown,
+	.free = imap_free,
+};

@@ -1,0 +1,415 @@
+/*
+ * Client sessions: accept-time socket options, the client bufferevent and
+ * its TLS (implicit or STARTTLS), the login timer, and closing. A session
+ * is freed only from its own zero-timeout event, never inside a callback
+ * that may still use it (Redis's freeClientAsync idea).
+ */
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <arpa/inet.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent_ssl.h>
+#include <event2/event.h>
+#include <openssl/err.h>
+#include <openssl/rand.h>
+#include <openssl/ssl.h>
+
+#include "common/str.h"
+#include "common/tls.h"
+#include "common/xmalloc.h"
+#include "proxy/relay.h"
+#include "proxy/session.h"
+#include "proxy/worker.h"
+#include "tokenstore/tok_conn.h"
+
+#define SESS_PRELOGIN_READ_MAX	(64 * 1024)
+#define SESS_FLUSH_CLOSE_MS	5000
+
+static void	sess_read_cb(struct bufferevent *, void *);
+static void	sess_write_cb(struct bufferevent *, void *);
+static void	sess_event_cb(struct bufferevent *, short, void *);
+
+/* Per-session flags kept out of the public struct. */
+enum {
+	SESS_F_STARTTLS = 1,	/* waiting for the OK to flush */
+	SESS_F_FLUSHCLOSE = 2,
+};
+static int	sess_flags_get(struct sess *);
+
+struct sess_priv {
+	struct sess	 s;
+	int		 flags;
+	const char	*close_reason;
+};
+
+static int
+sess_flags_get(struct sess *s)
+{
+	return ((struct sess_priv *)s)->flags;
+}
+
+static void
+sess_flags_set(struct sess *s, int f, bool on)
+{
+	struct sess_priv *p = (struct sess_priv *)s;
+
+	p->flags = on ? p->flags | f : p->flags & ~f;
+}
+
+void
+sess_log(struct sess *s, int level, const char *fmt, ...)
+{
+	char	buf[1536];
+	va_list	ap;
+
+	if (!log_enabled(level))
+		return;
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	log_msg(level, "sess=%s proto=%s peer=%s:%d %s", s->idhex, s->ops->name,
+	    s->ip, s->port, buf);
+}
+
+static void
+sess_sockopts(int fd)
+{
+	int one = 1;
+
+	/* No Nagle: pre-login exchanges are tiny request/response pairs
+	 * (nginx leaves it on and every TLS login waits ~40 ms). */
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	(void)setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
+}
+
+static struct bufferevent *
+sess_bev_tls(struct sess *s)
+{
+	SSL			*ssl = SSL_new(s->w->srv_ctx);
+	struct bufferevent	*bev;
+
+	if (ssl == NULL)
+		return NULL;
+	bev = bufferevent_openssl_socket_new(s->w->base, s->fd, ssl,
+	    BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
+	if (bev == NULL) {
+		SSL_free(ssl);
+		return NULL;
+	}
+	/* Many clients close without close_notify; that is an EOF. */
+	bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
+	s->bev_owns_fd = true;
+	s->tls = true;
+	return bev;
+}
+
+static void
+sess_login_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct sess *s = arg;
+
+	(void)fd;
+	(void)what;
+	sess_log(s, LOG_LVL_INFO, "event=login_timeout");
+	s->ops->login_timeout(s);
+}
+
+static void
+sess_free_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	sess_free_now(arg);
+}
+
+struct sess *
+sess_new(struct worker *w, int fd, const struct sockaddr *sa, int socklen,
+    const struct cfg_listen *lcfg, const struct cfg_proto *pcfg,
+    const struct sess_ops *ops)
+{
+	struct sess_priv	*p = xcalloc(1, sizeof(*p));
+	struct sess		*s = &p->s;
+	struct timeval		 tv;
+
+	(void)socklen;
+	s->w = w;
+	s->ops = ops;
+	s->lcfg = lcfg;
+	s->pcfg = pcfg;
+	s->fd = fd;
+	if (RAND_bytes((unsigned char *)&s->id, sizeof(s->id)) != 1)
+		s->id = ++w->next_sess;
+	snprintf(s->idhex, sizeof(s->idhex), "%016llx",
+	    (unsigned long long)s->id);
+	if (sa->sa_family == AF_INET) {
+		const struct sockaddr_in *in = (const void *)sa;
+
+		inet_ntop(AF_INET, &in->sin_addr, s->ip, sizeof(s->ip));
+		s->port = ntohs(in->sin_port);
+	} else if (sa->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *in6 = (const void *)sa;
+
+		inet_ntop(AF_INET6, &in6->sin6_addr, s->ip, sizeof(s->ip));
+		s->port = ntohs(in6->sin6_port);
+		/* A dual-stack socket reports IPv4 clients as ::ffff:a.b.c.d;
+		 * show and match them as plain IPv4. */
+		if (strncmp(s->ip, "::ffff:", 7) == 0 && strchr(s->ip, '.'))
+			memmove(s->ip, s->ip + 7, strlen(s->ip + 7) + 1);
+	} else
+		strcpy(s->ip, "unknown");
+	s->started_ms = s->last_active_ms = str_now_ms();
+	sess_sockopts(fd);
+	evutil_make_socket_nonblocking(fd);
+	if (lcfg->tls == CFG_TLS_IMPLICIT)
+		s->bev = sess_bev_tls(s);
+	else
+		s->bev = bufferevent_socket_new(w->base, fd, 0);
+	if (s->bev == NULL) {
+		log_error("event=accept_fail reason=\"bufferevent\"");
+		close(fd);
+		free(p);
+		return NULL;
+	}
+	TAILQ_INSERT_TAIL(&w->sessions, s, entry);
+	w->nsessions++;
+	bufferevent_setcb(s->bev, sess_read_cb, sess_write_cb, sess_event_cb,
+	    s);
+	bufferevent_setwatermark(s->bev, EV_READ, 0, SESS_PRELOGIN_READ_MAX);
+	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
+	s->free_ev = evtimer_new(w->base, sess_free_cb, s);
+	s->login_timer = evtimer_new(w->base, sess_login_timer_cb, s);
+	tv.tv_sec = pcfg->login_timeout_ms / 1000;
+	tv.tv_usec = (pcfg->login_timeout_ms % 1000) * 1000;
+	evtimer_add(s->login_timer, &tv);
+	sess_log(s, LOG_LVL_DEBUG, "event=connect tls=%s",
+	    lcfg->tls == CFG_TLS_IMPLICIT ? "implicit" : "starttls");
+	ops->start(s);
+	return s;
+}
+
+void
+sess_write(struct sess *s, const char *buf, size_t len)
+{
+	if (s->closing)
+		return;
+	bufferevent_write(s->bev, buf, len);
+}
+
+void
+sess_printf(struct sess *s, const char *fmt, ...)
+{
+	char	buf[4096];
+	va_list	ap;
+	int	n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return;
+	if ((size_t)n >= sizeof(buf))
+		n = sizeof(buf) - 1;
+	sess_write(s, buf, (size_t)n);
+}
+
+void
+sess_read_enable(struct sess *s, bool on)
+{
+	if (s->closing)
+		return;
+	if (on)
+		bufferevent_enable(s->bev, EV_READ);
+	else
+		bufferevent_disable(s->bev, EV_READ);
+}
+
+static void
+sess_do_starttls(struct sess *s)
+{
+	struct bufferevent *old = s->bev;
+
+	sess_flags_set(s, SESS_F_STARTTLS, false);
+	/* Anything pipelined after STARTTLS was sent in clear and must not be
+	 * taken as coming from inside TLS (CVE-2011-0411). */
+	evbuffer_drain(bufferevent_get_input(old),
+	    evbuffer_get_length(bufferevent_get_input(old)));
+	s->bev = sess_bev_tls(s);
+	bufferevent_free(old);	/* no CLOSE_ON_FREE: the fd lives on */
+	if (s->bev == NULL) {
+		s->bev = NULL;
+		sess_close(s, "tls setup failed");
+		return;
+	}
+	bufferevent_setcb(s->bev, sess_read_cb, sess_write_cb, sess_event_cb,
+	    s);
+	bufferevent_setwatermark(s->bev, EV_READ, 0, SESS_PRELOGIN_READ_MAX);
+	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
+}
+
+void
+sess_starttls(struct sess *s)
+{
+	sess_flags_set(s, SESS_F_STARTTLS, true);
+	bufferevent_disable(s->bev, EV_READ);
+	if (evbuffer_get_length(bufferevent_get_output(s->bev)) == 0)
+		sess_do_starttls(s);
+}
+
+static void
+sess_read_cb(struct bufferevent *bev, void *arg)
+{
+	struct sess *s = arg;
+
+	(void)bev;
+	if (s->closing)
+		return;
+	s->ops->read(s);
+}
+
+static void
+sess_write_cb(struct bufferevent *bev, void *arg)
+{
+	struct sess *s = arg;
+
+	(void)bev;
+	if (sess_flags_get(s) & SESS_F_FLUSHCLOSE) {
+		sess_close(s, ((struct sess_priv *)s)->close_reason);
+		return;
+	}
+	if (sess_flags_get(s) & SESS_F_STARTTLS)
+		sess_do_starttls(s);
+}
+
+static void
+sess_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+	struct sess	*s = arg;
+	char		 buf[200];
+
+	if (what & BEV_EVENT_CONNECTED) {
+		/* TLS handshake done (implicit TLS or after STARTTLS). */
+		SSL *ssl = bufferevent_openssl_get_ssl(bev);
+
+		if (ssl != NULL)
+			sess_log(s, LOG_LVL_DEBUG, "event=tls version=%s "
+			    "cipher=%s", SSL_get_version(ssl),
+			    SSL_get_cipher_name(ssl));
+		if (s->ops->tls_done != NULL)
+			s->ops->tls_done(s);
+		return;
+	}
+	if (what & BEV_EVENT_EOF) {
+		sess_close(s, "client closed");
+		return;
+	}
+	if (what & BEV_EVENT_ERROR) {
+		SSL *ssl = bufferevent_openssl_get_ssl(bev);
+		unsigned long e = bufferevent_get_openssl_error(bev);
+
+		if (e != 0) {
+			ERR_error_string_n(e, buf, sizeof(buf));
+			(void)ssl;
+		} else
+			snprintf(buf, sizeof(buf), "%s",
+			    errno ? strerror(errno) : "connection error");
+		sess_close(s, buf);
+		return;
+	}
+	if (what & BEV_EVENT_TIMEOUT)
+		sess_close(s, "timeout");
+}
+
+void
+sess_close(struct sess *s, const char *reason)
+{
+	struct timeval tv = { 0, 0 };
+
+	if (s->closing)
+		return;
+	s->closing = true;
+	if (s->bev != NULL)
+		bufferevent_disable(s->bev, EV_READ | EV_WRITE);
+	sess_log(s, LOG_LVL_INFO, "event=close reason=\"%s\" account=%s "
+	    "in=%llu out=%llu ms=%lld", reason != NULL ? reason : "",
+	    s->account != NULL ? s->account : "-",
+	    s->relay ? (unsigned long long)relay_bytes_in(s->relay) : 0ULL,
+	    s->relay ? (unsigned long long)relay_bytes_out(s->relay) : 0ULL,
+	    str_now_ms() - s->started_ms);
+	evtimer_del(s->free_ev);
+	evtimer_add(s->free_ev, &tv);
+}
+
+static void
+sess_flush_timeout_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct sess *s = arg;
+
+	(void)fd;
+	(void)what;
+	sess_close(s, ((struct sess_priv *)s)->close_reason);
+}
+
+void
+sess_close_after_flush(struct sess *s, const char *reason)
+{
+	struct timeval tv;
+
+	if (s->closing)
+		return;
+	bufferevent_disable(s->bev, EV_READ);
+	if (evbuffer_get_length(bufferevent_get_output(s->bev)) == 0) {
+		sess_close(s, reason);
+		return;
+	}
+	((struct sess_priv *)s)->close_reason = reason;
+	sess_flags_set(s, SESS_F_FLUSHCLOSE, true);
+	/* Bound: a client that never reads must not keep us. */
+	tv.tv_sec = SESS_FLUSH_CLOSE_MS / 1000;
+	tv.tv_usec = 0;
+	evtimer_del(s->login_timer);
+	evtimer_assign(s->login_timer, s->w->base, sess_flush_timeout_cb, s);
+	evtimer_add(s->login_timer, &tv);
+}
+
+void
+sess_logged_in(struct sess *s)
+{
+	evtimer_del(s->login_timer);
+}
+
+void
+sess_relay(struct sess *s, struct bufferevent *up)
+{
+	bufferevent_setwatermark(s->bev, EV_READ, 0, 0);
+	s->relay = relay_new(s, up);
+}
+
+void
+sess_free_now(struct sess *s)
+{
+	struct worker *w = s->w;
+
+	if (s->ops->free != NULL)
+		s->ops->free(s);
+	relay_free(&s->relay);
+	if (s->slot_held && s->account != NULL)
+		tok_conn_release(w->tok, s->account, s->idhex);
+	if (s->bev != NULL)
+		bufferevent_free(s->bev);
+	if (!s->bev_owns_fd)
+		close(s->fd);
+	event_free(s->free_ev);
+	event_free(s->login_timer);
+	free(s->account);
+	TAILQ_REMOVE(&w->sessions, s, entry);
+	w->nsessions--;
+	free(s);
+	worker_sess_gone(w);
+}
