@@ -18,6 +18,9 @@
 #define CRYPTO_KEY_LEN		32
 #define CRYPTO_KID_LEN		8
 #define CRYPTO_KEYS_MAX		8
+/* Largest plaintext sealed or opened: secrets are small, and the bound
+ * keeps every length inside OpenSSL's int arguments. */
+#define CRYPTO_PLAIN_MAX	(16 * 1024 * 1024)
 
 /* Derives a key from secret material (any length >= 16 bytes; a passphrase
  * or 32+ random bytes) with HKDF-SHA256 and adds it to the key ring. The
@@ -30,8 +33,9 @@ void	 crypto_reset(void);
 /* The current key's id, or "" if no key is loaded. */
 const char *crypto_current_kid(void);
 
-/* Seals plaintext (len bytes) with the current key. Returns a malloc'd
- * string, or NULL if no key is loaded or the RNG fails. */
+/* Seals plaintext (len bytes) with the current key. aad NULL means "".
+ * Returns a malloc'd string, or NULL if no key is loaded, len exceeds
+ * CRYPTO_PLAIN_MAX or the RNG fails. */
 char	*crypto_seal(const uint8_t *plain, size_t len, const char *aad);
 /* Convenience for NUL-terminated text. */
 char	*crypto_seal_str(const char *plain, const char *aad);

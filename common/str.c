@@ -75,6 +75,19 @@ str_b64_encode(const uint8_t *in, size_t len)
 	return out;
 }
 
+/* The 6-bit value of a character already checked to be in the alphabet. */
+static int
+b64val(int c)
+{
+	if (c >= 'A' && c <= 'Z')
+		return c - 'A';
+	if (c >= 'a' && c <= 'z')
+		return c - 'a' + 26;
+	if (c >= '0' && c <= '9')
+		return c - '0' + 52;
+	return c == '+' ? 62 : 63;
+}
+
 uint8_t *
 str_b64_decode(const char *in, size_t inlen, size_t *len_r)
 {
@@ -93,6 +106,13 @@ str_b64_decode(const char *in, size_t inlen, size_t *len_r)
 		} else if (pad > 0 || !(isalnum(c) || c == '+' || c == '/'))
 			return NULL;
 	}
+	/*
+	 * Canonical means the bits after the last byte are zero (RFC 4648
+	 * 3.5); otherwise "Zh==" and "Zg==" would both decode to "f".
+	 */
+	if (pad > 0 && (b64val((unsigned char)in[inlen - pad - 1]) &
+	    (pad == 1 ? 0x03 : 0x0f)) != 0)
+		return NULL;
 	out = xmalloc(inlen / 4 * 3 + 1);
 	if (inlen == 0) {
 		*len_r = 0;
@@ -216,6 +236,17 @@ digits(const char **p, int n)
 	return v;
 }
 
+static int
+days_in_month(int y, int mo)
+{
+	static const int days[12] = { 31, 28, 31, 30, 31, 30, 31, 31, 30,
+		31, 30, 31 };
+
+	if (mo == 2 && y % 4 == 0 && (y % 100 != 0 || y % 400 == 0))
+		return 29;
+	return days[mo - 1];
+}
+
 long long
 str_iso8601_parse(const char *s)
 {
@@ -267,6 +298,13 @@ str_iso8601_parse(const char *s)
 	}
 	if (*p != '\0')
 		return -1;
+	/*
+	 * Checked here rather than after timegm(), which would turn
+	 * 2026-02-31 into March and a leap second at a month's end into
+	 * the next day.
+	 */
+	if (d > days_in_month(y, mo))
+		return -1;
 	memset(&tm, 0, sizeof(tm));
 	tm.tm_year = y - 1900;
 	tm.tm_mon = mo - 1;
@@ -274,9 +312,12 @@ str_iso8601_parse(const char *s)
 	tm.tm_hour = h;
 	tm.tm_min = mi;
 	tm.tm_sec = se;
-	if ((t = timegm(&tm)) == (time_t)-1)
-		return -1;
-	if (tm.tm_mday != d)	/* 2026-02-31 normalised to March */
+	/*
+	 * -1 is also 1969-12-31T23:59:59Z, so only errno tells an overflow
+	 * apart (glibc sets EOVERFLOW).
+	 */
+	errno = 0;
+	if ((t = timegm(&tm)) == (time_t)-1 && errno != 0)
 		return -1;
 	return ((long long)t - off * 60LL) * 1000 + ms;
 }
@@ -285,12 +326,21 @@ void
 str_iso8601_format(long long ms, char *out, size_t outlen)
 {
 	struct tm	tm;
-	time_t		t = (time_t)(ms / 1000);
+	long long	frac = ms % 1000;
+	time_t		t;
 
-	gmtime_r(&t, &tm);
+	/* C division truncates; times before 1970 need the floor. */
+	if (frac < 0)
+		frac += 1000;
+	t = (time_t)((ms - frac) / 1000);
+	if (gmtime_r(&t, &tm) == NULL) {
+		if (outlen > 0)
+			out[0] = '\0';
+		return;
+	}
 	snprintf(out, outlen, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ",
 	    tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
-	    tm.tm_min, tm.tm_sec, (int)(ms % 1000));
+	    tm.tm_min, tm.tm_sec, (int)frac);
 }
 
 long long
