@@ -64,7 +64,7 @@ struct imap_parse {
 	size_t		 line_max;
 	size_t		 literal_max;
 	enum state	 state;
-	size_t		 line_len;	/* bytes so far, literal bodies excluded */
+	size_t		 line_len;	/* literal bodies excluded */
 
 	/* Tag, name and argument texts, each NUL-terminated; the tag starts
 	 * at offset 0. Wiped before reuse: it may hold a password. */
@@ -82,7 +82,7 @@ struct imap_parse {
 	struct imap_arg	 args[IMAP_PARSE_ARGS_MAX];
 	struct imap_cmd	 cmd;
 
-	uint64_t	 lit_n;		/* announced size, saturates past 2^32 */
+	uint64_t	 lit_n;		/* announced, saturates past 2^32 */
 	bool		 lit_digits;
 	bool		 lit_plus;
 	size_t		 lit_left;	/* body bytes still to read or skip */
@@ -323,7 +323,8 @@ atom_end(struct imap_parse *p)
 {
 	size_t off = p->arg_off[p->nargs - 1];
 
-	if (p->len - off == 3 && strncasecmp((char *)p->buf + off, "NIL", 3) == 0)
+	if (p->len - off == 3 &&
+	    strncasecmp((char *)p->buf + off, "NIL", 3) == 0)
 		p->args[p->nargs - 1].type = IMAP_ARG_NIL;
 	arg_end(p);
 	p->state = ST_ARG_SEP;
@@ -490,7 +491,7 @@ parse_byte(struct imap_parse *p, uint8_t c)
 		case '\0':
 			return fail(p, "NUL in quoted string");
 		}
-		/* 8-bit bytes pass: RFC 9051 allows UTF-8 here (utf8-quoted). */
+		/* 8-bit passes: RFC 9051 utf8-quoted allows UTF-8. */
 		push(p, c);
 		return A_NEXT;
 	case ST_QUOTED_ESC:

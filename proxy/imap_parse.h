@@ -56,7 +56,7 @@ struct imap_arg {
 struct imap_cmd {
 	const char		*tag;	/* 1..IMAP_PARSE_TAG_MAX chars */
 	const char		*name;	/* an atom, upper-cased */
-	int			 nargs;	/* 0..IMAP_PARSE_ARGS_MAX, markers count */
+	int			 nargs;	/* list markers included */
 	struct imap_arg		*args;
 };
 
