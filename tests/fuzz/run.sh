@@ -16,6 +16,7 @@ set -euo pipefail
 
 SOURCES='
 fuzz_imap_parse: proxy/imap_parse.c common/xmalloc.c common/str.c
+fuzz_auth_sasl: auth/auth_sasl.c common/crypto.c common/xmalloc.c common/str.c
 '
 PKGS="libevent openssl"
 
