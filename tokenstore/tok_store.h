@@ -1,6 +1,6 @@
 /*
  * Records in Redis: tokens, accounts, settings, per-account connection
- * slots. The key schema lives in tok_keys.h and docs/ARCHITECTURE.md and
+ * slots. The key schema lives in tok_keys.h and docs/REDIS.md and
  * nowhere else. All calls are asynchronous (tok.h rules: callback never
  * from inside the call; cancel with tok_req_cancel on the returned handle).
  */
@@ -58,5 +58,107 @@ void		 tok_account_set_state(struct tok *, const char *account,
 /* Global settings (GET/POST /v1/settings) as a JSON object. */
 typedef void tok_settings_cb(void *arg, int rc, const cJSON *settings);
 struct tok_req	*tok_settings_get(struct tok *, tok_settings_cb *, void *arg);
+
+/*
+ * Operations of the admin API. Each may take several round trips, so it
+ * returns a struct tok_op (never NULL) instead of a tok_req: cancel it
+ * with tok_op_cancel (the callback will not run; writes already sent
+ * still complete). rc as above, plus what each function says; on -1,
+ * tok_store_errstr() tells why. Structs and strings handed to callbacks
+ * are valid during the callback only. Callbacks never run from inside the
+ * call that started the operation.
+ */
+struct tok_op;
+void		 tok_op_cancel(struct tok_op *);
+/* Reason for the last rc -1 ("timeout", "redis unavailable", "connection
+ * lost", "corrupt record", or a Redis error); secret-free. */
+const char	*tok_store_errstr(void);
+
+typedef void tok_rc_cb(void *arg, int rc);
+
+/* PING: rc 1 or -1 (GET /health). */
+struct tok_op	*tok_ping(struct tok *, tok_rc_cb *, void *arg);
+
+/* A token record as the admin API shows it. */
+struct tok_token_info {
+	char		 id[65];
+	const char	*account;
+	const char	*scopes;	/* comma list: "imap-proxy,smtp" */
+	const char	*description;
+	const char	*restrictions;	/* JSON object text, or NULL */
+	const char	*metadata;	/* JSON object text, or NULL */
+	long long	 created_ms;
+	long long	 expires_ms;	/* 0: never */
+	long long	 used_ms;	/* 0: never used */
+	const char	*used_ip;	/* NULL: never used */
+};
+typedef void tok_token_list_cb(void *arg, int rc,
+		    const struct tok_token_info *, size_t n);
+/* Stores a new token (id, account, scopes, description, restrictions,
+ * metadata, created_ms, expires_ms of info; the key expires with the
+ * token). rc 1 stored, 0 the account does not exist (nothing stored). */
+struct tok_op	*tok_token_create(struct tok *, const struct tok_token_info *,
+		    tok_rc_cb *, void *arg);
+/* One token with its last use: rc 1 (n = 1), 0 unknown or expired. */
+struct tok_op	*tok_token_info_get(struct tok *, const char *id,
+		    tok_token_list_cb *, void *arg);
+/* An account's live tokens sorted by creation time: rc 1, or 0 if the
+ * account does not exist. */
+struct tok_op	*tok_token_list(struct tok *, const char *account,
+		    tok_token_list_cb *, void *arg);
+
+/* id: the token id revoked (rc 1 from tok_token_revoke), else NULL;
+ * count: tokens revoked. */
+typedef void tok_revoke_cb(void *arg, int rc, const char *id,
+		    long long count);
+/* Revokes one token given as its id or as the token itself (64 hex; tried
+ * as an id first) and publishes its id on TOK_CHANNEL_REVOKE. rc 1 with
+ * the id, 0 unknown. */
+struct tok_op	*tok_token_revoke(struct tok *, const char *token_or_id,
+		    tok_revoke_cb *, void *arg);
+/* Revokes every token of an account (published as above). rc 1 with the
+ * count, 0 if the account does not exist. */
+struct tok_op	*tok_token_revoke_account(struct tok *, const char *account,
+		    tok_revoke_cb *, void *arg);
+
+/* Account records with their bookkeeping fields. */
+struct tok_account_info {
+	const char	*account;
+	const char	*json_text;	/* as stored */
+	const cJSON	*json;		/* parsed json_text */
+	const char	*state;		/* "init" when unset */
+	const cJSON	*last_error;	/* NULL when unset */
+	long long	 created_ms;
+	long long	 updated_ms;
+};
+typedef void tok_account_list_cb(void *arg, int rc, long long total,
+		    const struct tok_account_info *, size_t n);
+/* rc 1 (n = 1, total = 1) or 0 unknown. */
+struct tok_op	*tok_account_info_get(struct tok *, const char *account,
+		    tok_account_list_cb *, void *arg);
+/* Accounts in id order, ranks start .. start + count - 1; total is the
+ * number of accounts. rc 1 or -1. */
+struct tok_op	*tok_account_list(struct tok *, long long start,
+		    long long count, tok_account_list_cb *, void *arg);
+/* Registers or replaces an account (json: the normalised record, secrets
+ * sealed); state becomes "init", lastError is cleared, created is kept on
+ * a replace. rc 1 created, 2 replaced an existing account. */
+struct tok_op	*tok_account_put(struct tok *, const char *account,
+		    const char *json, tok_rc_cb *, void *arg);
+/* Compare-and-set of the record: writes new_json only if the stored json
+ * is still old_json (state "init", lastError cleared). rc 1 updated, 0
+ * the account is gone, 2 it changed meanwhile (read again and retry). */
+struct tok_op	*tok_account_update(struct tok *, const char *account,
+		    const char *old_json, const char *new_json, tok_rc_cb *,
+		    void *arg);
+/* Deletes an account and revokes its tokens (published as above). rc 1
+ * with count = tokens revoked, 0 unknown. */
+struct tok_op	*tok_account_delete(struct tok *, const char *account,
+		    tok_revoke_cb *, void *arg);
+
+/* Writes settings: values are JSON texts. n <= TOK_SETTINGS_SET_MAX. */
+#define TOK_SETTINGS_SET_MAX	8
+struct tok_op	*tok_settings_set(struct tok *, const char *const *keys,
+		    const char *const *values, size_t n, tok_rc_cb *, void *arg);
 
 #endif

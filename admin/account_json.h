@@ -1,0 +1,38 @@
+/*
+ * Account records (POST/PUT /v1/account): validation of a request body,
+ * normalisation (defaults filled in, fixed key order, secrets sealed with
+ * AAD "<account>\n<dotted path>") and the public view with secrets removed.
+ * Pure functions: no I/O; sealing needs a key loaded with crypto_add_secret.
+ */
+#ifndef ADMIN_ACCOUNT_JSON_H
+#define ADMIN_ACCOUNT_JSON_H
+
+#include <cJSON.h>
+
+struct account_json_err {
+	int	status;		/* 400; 500 if a secret could not be sealed */
+	char	field[128];	/* dotted path ("imap.port"); "" for none */
+	char	message[256];	/* never contains a secret */
+};
+
+/* Validates a whole POST body. Returns the normalised record (caller
+ * cJSON_Deletes it), or NULL with err filled in. Nothing in body is
+ * modified. "verify" is accepted and not stored. */
+cJSON	*account_json_create(const cJSON *body, struct account_json_err *);
+
+/* Validates a PUT body for account (its "account", if given, must match)
+ * and returns stored with the body applied: each top-level field given
+ * replaces the stored one, null removes it; within imap/smtp, an omitted
+ * auth keeps the stored auth and an omitted auth.pass the stored
+ * password. Returns a new record, or NULL with err filled in. */
+cJSON	*account_json_update(const cJSON *stored, const cJSON *body,
+	    const char *account, struct account_json_err *);
+
+/* A deep copy for GET: auth objects keep "user" only, oauth2 loses
+ * refreshToken and accessToken. */
+cJSON	*account_json_public(const cJSON *stored);
+
+/* The AAD of a sealed field ("<account>\n<path>"), malloc'd. */
+char	*account_json_aad(const char *account, const char *path);
+
+#endif

@@ -1,0 +1,214 @@
+/*
+ * OpenSSL contexts: one server context for client-facing listeners and the
+ * client contexts for upstream connections. Everything that touches
+ * SSL_CTX options lives here so the policy (TLS 1.2+, no compression, no
+ * renegotiation, verification with host-name checks) is set in one place.
+ */
+#include <stdio.h>
+#include <string.h>
+#include <arpa/inet.h>
+
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+
+#include "common/cfg.h"
+#include "common/tls.h"
+
+/* Short reason for one OpenSSL error code. System errors (a missing cert
+ * file) carry errno as their reason and have no reason string. */
+static const char *
+tls_reason(unsigned long e)
+{
+	const char *r;
+
+	if (e == 0)
+		return NULL;
+	if (ERR_SYSTEM_ERROR(e))
+		return strerror(ERR_GET_REASON(e));
+	r = ERR_reason_error_string(e);
+	return r != NULL ? r : "unknown error";
+}
+
+/* "prefix: reason" for the oldest queued OpenSSL error (the root cause),
+ * then clears the queue. */
+static void
+tls_set_err(char *err, size_t errlen, const char *prefix)
+{
+	const char *r = tls_reason(ERR_get_error());
+
+	snprintf(err, errlen, "%s: %s", prefix, r != NULL ? r :
+	    "unknown error");
+	ERR_clear_error();
+}
+
+SSL_CTX *
+tls_server_ctx_new(const struct cfg *cfg, char *err, size_t errlen)
+{
+	SSL_CTX	*ctx;
+	char	 what[512];
+	int	 minver;
+
+	switch (cfg->tls_min_version) {
+	case 12:
+		minver = TLS1_2_VERSION;
+		break;
+	case 13:
+		minver = TLS1_3_VERSION;
+		break;
+	default:
+		snprintf(err, errlen, "tls min_version %d: want 12 or 13",
+		    cfg->tls_min_version);
+		return NULL;
+	}
+	if (cfg->tls_cert == NULL || cfg->tls_key == NULL) {
+		snprintf(err, errlen, "tls cert and key must both be set");
+		return NULL;
+	}
+	ERR_clear_error();
+	if ((ctx = SSL_CTX_new(TLS_server_method())) == NULL) {
+		tls_set_err(err, errlen, "SSL_CTX_new");
+		return NULL;
+	}
+	if (!SSL_CTX_set_min_proto_version(ctx, minver)) {
+		tls_set_err(err, errlen, "tls min_version");
+		goto fail;
+	}
+	SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION |
+	    SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
+	/* Idle IMAP sessions are the common case: give the 2 x 16 KiB
+	 * record buffers back while nothing is in flight. */
+	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+	if (cfg->tls_ciphers != NULL && *cfg->tls_ciphers != '\0' &&
+	    !SSL_CTX_set_cipher_list(ctx, cfg->tls_ciphers)) {
+		tls_set_err(err, errlen, "tls ciphers");
+		goto fail;
+	}
+	if (cfg->tls_ciphersuites != NULL && *cfg->tls_ciphersuites != '\0' &&
+	    !SSL_CTX_set_ciphersuites(ctx, cfg->tls_ciphersuites)) {
+		tls_set_err(err, errlen, "tls ciphersuites");
+		goto fail;
+	}
+	if (SSL_CTX_use_certificate_chain_file(ctx, cfg->tls_cert) != 1) {
+		snprintf(what, sizeof(what), "tls cert %s", cfg->tls_cert);
+		tls_set_err(err, errlen, what);
+		goto fail;
+	}
+	if (SSL_CTX_use_PrivateKey_file(ctx, cfg->tls_key,
+	    SSL_FILETYPE_PEM) != 1) {
+		snprintf(what, sizeof(what), "tls key %s", cfg->tls_key);
+		tls_set_err(err, errlen, what);
+		goto fail;
+	}
+	if (SSL_CTX_check_private_key(ctx) != 1) {
+		tls_set_err(err, errlen, "tls key does not match cert");
+		goto fail;
+	}
+	return ctx;
+fail:
+	SSL_CTX_free(ctx);
+	return NULL;
+}
+
+SSL_CTX *
+tls_client_ctx_new(const char *ca_file, bool verify, char *err, size_t errlen)
+{
+	SSL_CTX	*ctx;
+	char	 what[512];
+
+	ERR_clear_error();
+	if ((ctx = SSL_CTX_new(TLS_client_method())) == NULL) {
+		tls_set_err(err, errlen, "SSL_CTX_new");
+		return NULL;
+	}
+	if (!SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION)) {
+		tls_set_err(err, errlen, "SSL_CTX_set_min_proto_version");
+		goto fail;
+	}
+	SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION |
+	    SSL_OP_NO_RENEGOTIATION);
+	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+	if (!verify) {
+		SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
+		return ctx;
+	}
+	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+	if (ca_file != NULL && *ca_file != '\0') {
+		if (SSL_CTX_load_verify_locations(ctx, ca_file, NULL) != 1) {
+			snprintf(what, sizeof(what), "tls ca_file %s",
+			    ca_file);
+			tls_set_err(err, errlen, what);
+			goto fail;
+		}
+	} else if (SSL_CTX_set_default_verify_paths(ctx) != 1) {
+		tls_set_err(err, errlen, "system CA store");
+		goto fail;
+	}
+	return ctx;
+fail:
+	SSL_CTX_free(ctx);
+	return NULL;
+}
+
+static bool
+tls_is_ip_literal(const char *host)
+{
+	unsigned char buf[sizeof(struct in6_addr)];
+
+	return inet_pton(AF_INET, host, buf) == 1 ||
+	    inet_pton(AF_INET6, host, buf) == 1;
+}
+
+SSL *
+tls_client_ssl_new(SSL_CTX *ctx, const char *host)
+{
+	SSL	*ssl;
+	bool	 ip = tls_is_ip_literal(host);
+
+	if ((ssl = SSL_new(ctx)) == NULL)
+		return NULL;
+	SSL_set_connect_state(ssl);
+	/* RFC 6066 section 3: no IP literals in server_name. */
+	if (!ip && SSL_set_tlsext_host_name(ssl, host) != 1)
+		goto fail;
+	if ((SSL_CTX_get_verify_mode(ctx) & SSL_VERIFY_PEER) == 0)
+		return ssl;
+	if (ip) {
+		if (X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl),
+		    host) != 1)
+			goto fail;
+	} else {
+		SSL_set_hostflags(ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+		if (SSL_set1_host(ssl, host) != 1)
+			goto fail;
+	}
+	return ssl;
+fail:
+	SSL_free(ssl);
+	return NULL;
+}
+
+const char *
+tls_error_string(SSL *ssl, char *buf, size_t buflen)
+{
+	unsigned long	 e, first = 0;
+	long		 vr;
+	const char	*reason;
+
+	while ((e = ERR_get_error()) != 0)
+		if (first == 0)
+			first = e;
+	/* A failed verification also queues the generic "certificate
+	 * verify failed" error; the verify result says why. Without
+	 * SSL_VERIFY_PEER the result is informational only. */
+	if (ssl != NULL && (SSL_get_verify_mode(ssl) & SSL_VERIFY_PEER) &&
+	    (vr = SSL_get_verify_result(ssl)) != X509_V_OK) {
+		snprintf(buf, buflen, "certificate verify failed: %s",
+		    X509_verify_cert_error_string(vr));
+		return buf;
+	}
+	reason = tls_reason(first);
+	snprintf(buf, buflen, "%s", reason != NULL ? reason :
+	    "TLS handshake failed");
+	return buf;
+}
