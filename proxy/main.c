@@ -48,6 +48,18 @@ struct master {
 	struct event		*kill_timer;
 };
 
+/* libevent's own messages become our log lines (its "signals already
+ * added" note after fork is expected: each worker owns its signals). */
+static void
+libevent_log_cb(int severity, const char *msg)
+{
+	char buf[300];
+
+	log_msg(severity >= EVENT_LOG_ERR ? LOG_LVL_ERROR : LOG_LVL_DEBUG,
+	    "event=libevent msg=\"%s\"", str_sanitize(msg, 250, buf,
+	    sizeof(buf)));
+}
+
 static void
 usage(FILE *f)
 {
@@ -364,6 +376,7 @@ main(int argc, char **argv)
 		return 1;
 	}
 	log_init("posternd", m.cfg->log_level, m.cfg->log_syslog);
+	event_set_log_callback(libevent_log_cb);
 	if (test) {
 		if (load_secret(m.cfg->secret_file, err, sizeof(err)) == -1) {
 			fprintf(stderr, "posternd: %s\n", err);
