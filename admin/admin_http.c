@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include <cJSON.h>
@@ -396,6 +397,25 @@ admin_http_unavailable(struct admin_req *ar, const char *reason)
 	admin_http_unavailable_extra(ar, reason, NULL);
 }
 
+/* cJSON keeps strings NUL-terminated, so "a\u0000b" would silently become
+ * "a": refuse an escaped NUL (a \u0000 preceded by an even number of
+ * backslashes) before parsing. No field of ours may hold one. */
+static bool
+admin_http_has_nul_escape(const char *txt, size_t len)
+{
+	for (size_t i = 0; i + 6 <= len; i++) {
+		size_t nb = 0;
+
+		if (txt[i] != '\\' || strncasecmp(txt + i + 1, "u0000", 5) != 0)
+			continue;
+		for (size_t k = i; k > 0 && txt[k - 1] == '\\'; k--)
+			nb++;
+		if (nb % 2 == 0)
+			return true;
+	}
+	return false;
+}
+
 cJSON *
 admin_http_body(struct admin_req *ar)
 {
@@ -414,6 +434,12 @@ admin_http_body(struct admin_req *ar)
 	txt[len] = '\0';
 	if (memchr(txt, '\0', len) != NULL)
 		j = NULL;
+	else if (admin_http_has_nul_escape(txt, len)) {
+		free(txt);
+		admin_http_error(ar, 400, NULL, NULL, "NUL characters "
+		    "(\\u0000) are not allowed in the body");
+		return NULL;
+	}
 	else
 		j = cJSON_ParseWithOpts(txt, &end, true);
 	free(txt);

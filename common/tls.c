@@ -75,7 +75,8 @@ tls_server_ctx_new(const struct cfg *cfg, char *err, size_t errlen)
 		goto fail;
 	}
 	SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION |
-	    SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
+	    SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE |
+	    SSL_OP_IGNORE_UNEXPECTED_EOF);
 	/* Idle IMAP sessions are the common case: give the 2 x 16 KiB
 	 * record buffers back while nothing is in flight. */
 	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
@@ -126,7 +127,7 @@ tls_client_ctx_new(const char *ca_file, bool verify, char *err, size_t errlen)
 		goto fail;
 	}
 	SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION |
-	    SSL_OP_NO_RENEGOTIATION);
+	    SSL_OP_NO_RENEGOTIATION | SSL_OP_IGNORE_UNEXPECTED_EOF);
 	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
 	if (!verify) {
 		SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);

@@ -28,6 +28,7 @@
 #include "proxy/worker.h"
 #include "tokenstore/tok.h"
 #include "tokenstore/tok_conn.h"
+#include "upstream/up_sasl.h"
 
 #define WORKER_SWEEP_MS		10000
 
@@ -282,6 +283,9 @@ worker_main(struct cfg *cfg, int index)
 		fatalx("event=fatal reason=\"%s\"", err);
 	if ((w->srv_ctx = tls_server_ctx_new(cfg, err, sizeof(err))) == NULL)
 		fatalx("event=fatal reason=\"%s\"", err);
+	/* libsasl2 loads its plugins here, not lazily inside the loop. */
+	if (up_sasl_init(err, sizeof(err)) == -1)
+		fatalx("event=fatal reason=\"%s\"", err);
 	w->up.base = w->base;
 	if (cfg->up_dns_server != NULL) {
 		w->up.dns = evdns_base_new(w->base, 0);
@@ -331,6 +335,7 @@ worker_main(struct cfg *cfg, int index)
 	SSL_CTX_free(w->up.ctx_noverify);
 	SSL_CTX_free(w->srv_ctx);
 	event_base_free(w->base);
+	up_sasl_done();
 	log_info("event=worker_exit index=%d", index);
 	return rc;
 }

@@ -595,7 +595,8 @@ kick_cb(evutil_socket_t fd, short what, void *arg)
 static void
 timer_cb(evutil_socket_t fd, short what, void *arg)
 {
-	struct up_smtp *up = arg;
+	struct up_smtp	*up = arg;
+	long long	 ms;
 
 	(void)fd;
 	(void)what;
@@ -604,13 +605,14 @@ timer_cb(evutil_socket_t fd, short what, void *arg)
 		    up->t->host, up->t->port);
 		return;
 	}
+	ms = (long long)up->cmd_tv.tv_sec * 1000 + up->cmd_tv.tv_usec / 1000;
 	if (up->inflight > 0)
-		conn_fail(up, UP_FAIL_CONNECT, "no reply from %s in %lld s",
-		    up_conn_peer(up->conn), (long long)up->cmd_tv.tv_sec);
+		conn_fail(up, UP_FAIL_CONNECT, "no reply from %s in %lld ms",
+		    up_conn_peer(up->conn), ms);
 	else
 		conn_fail(up, UP_FAIL_CONNECT,
-		    "%s stopped reading DATA for %lld s",
-		    up_conn_peer(up->conn), (long long)up->cmd_tv.tv_sec);
+		    "%s stopped reading DATA for %lld ms",
+		    up_conn_peer(up->conn), ms);
 }
 
 static void
