@@ -321,8 +321,11 @@ preflight(const struct cfg *cfg, char *err, size_t errlen)
 			return -1;
 		SSL_CTX_free(ctx);
 	}
-	for (int i = 0; i < cfg->imap.nlisten; i++) {
-		int fd = listener_bind(&cfg->imap.listen[i], err, errlen);
+	for (int i = 0; i < cfg->imap.nlisten + cfg->smtp.nlisten; i++) {
+		const struct cfg_listen *l = i < cfg->imap.nlisten ?
+		    &cfg->imap.listen[i] : &cfg->smtp.listen[i -
+		    cfg->imap.nlisten];
+		int fd = listener_bind(l, err, errlen);
 
 		if (fd == -1)
 			return -1;

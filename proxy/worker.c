@@ -25,6 +25,7 @@
 #include "proxy/listener.h"
 #include "proxy/relay.h"
 #include "proxy/session.h"
+#include "proxy/smtp.h"
 #include "proxy/worker.h"
 #include "tokenstore/tok.h"
 #include "tokenstore/tok_conn.h"
@@ -303,7 +304,8 @@ worker_main(struct cfg *cfg, int index)
 		fatalx("event=fatal reason=\"%s\"", err);
 	if (worker_listen(w, &cfg->imap, &imap_ops, err, sizeof(err)) == -1)
 		fatalx("event=fatal reason=\"%s\"", err);
-	/* XXX SMTP listeners come with the SMTP proxy. */
+	if (worker_listen(w, &cfg->smtp, &smtp_ops, err, sizeof(err)) == -1)
+		fatalx("event=fatal reason=\"%s\"", err);
 	tok_subscribe(w->tok, "revoke", worker_revoke_cb, w);
 	if (cfg->revoke_closes_sessions)
 		tok_subscribe_start(w->tok);

@@ -16,6 +16,8 @@ set -euo pipefail
 
 SOURCES='
 fuzz_imap_parse: proxy/imap_parse.c common/xmalloc.c common/str.c
+fuzz_smtp_parse: proxy/smtp_parse.c common/xmalloc.c
+fuzz_smtp_reply: upstream/up_smtp_resp.c common/xmalloc.c
 fuzz_auth_sasl: auth/auth_sasl.c common/crypto.c common/xmalloc.c common/str.c
 '
 PKGS="libevent openssl"
