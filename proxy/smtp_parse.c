@@ -39,7 +39,7 @@ struct smtp_parse {
 	bool			 skipping;	/* dropping an over-long line */
 	const char		*err;
 
-	char			*buf;		/* the last line; may be secret */
+	char			*buf;		/* last line; may be secret */
 	size_t			 len;
 	size_t			 cap;
 	bool			 have_cmd;
@@ -700,7 +700,8 @@ smtp_parse_mail_from(const char *args, struct smtp_parse_mail *m, char *err,
 
 	memset(m, 0, sizeof(*m));
 	if ((s = skip_keyword(args, "FROM:")) == NULL)
-		return fail(err, errlen, "501 5.5.4 Syntax: MAIL FROM:<address>");
+		return fail(err, errlen,
+		    "501 5.5.4 Syntax: MAIL FROM:<address>");
 	/* The parameters decide whether UTF-8 is allowed in the path:
 	 * find the end of the path first, then scan them. */
 	switch (parse_path(s, true, false, true, m->addr, &rest)) {

@@ -18,7 +18,7 @@ struct smtp_parse;
 #define SMTP_PARSE_LINE_MAX	1024	/* RFC 5321 4.5.3.1.4 asks 512 */
 #define SMTP_PARSE_AUTH_LINE_MAX 12288	/* RFC 4954 section 4 */
 #define SMTP_PARSE_VERB_MAX	16	/* longest real verb: STARTTLS */
-#define SMTP_PARSE_PATH_MAX	256	/* RFC 5321 4.5.3.1.3, "<" ">" included */
+#define SMTP_PARSE_PATH_MAX	256	/* RFC 5321 4.5.3.1.3, with "<" ">" */
 
 enum smtp_parse_rc {
 	/* No complete line yet. An incomplete line stays in the evbuffer

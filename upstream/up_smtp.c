@@ -28,7 +28,7 @@
 #include "upstream/up_smtp_resp.h"
 
 #define SMTP_CMD_LINE_MAX	512	/* RFC 5321 4.5.3.1.4, CRLF included */
-#define RELAY_LINE_MAX		1024	/* = the client side's SMTP_PARSE_LINE_MAX */
+#define RELAY_LINE_MAX		1024	/* = client side SMTP_PARSE_LINE_MAX */
 #define CLOSER_TIMEOUT_S	2	/* wait for QUIT's 221 at most */
 
 enum smtp_state {
@@ -74,10 +74,11 @@ struct up_smtp {
 	struct event		*kick_ev;
 	enum smtp_state		 state;
 	bool			 busy;	/* inside kick_cb */
+	bool			 quit_on_fail;	/* login failed on a reply */
 	bool			 freed;	/* up_smtp_free ran while busy */
-	short			 bev_what;	/* EOF/ERROR seen, not handled */
+	short			 bev_what;	/* EOF/ERROR not handled yet */
 	int			 bev_errno;
-	bool			 wrote;		/* output fell to the low mark */
+	bool			 wrote;		/* output fell to low mark */
 
 	struct up_smtp_resp_ehlo ehlo;
 	struct up_sasl		*sasl;
@@ -99,6 +100,7 @@ struct up_smtp {
 };
 
 static void	kick_cb(evutil_socket_t, short, void *);
+static void	closer_start(struct bufferevent *);
 
 static const char *
 peer_text(const char *s, char *buf, size_t buflen)
@@ -149,7 +151,14 @@ finish(struct up_smtp *up, enum up_fail fail, const char *fmt, ...)
 	if (fail == UP_OK)
 		up->state = SS_READY;
 	else {
+		struct bufferevent *bev;
+
 		up->state = SS_LOGIN_FAILED;
+		/* Refused by a well-formed reply: the connection is sane,
+		 * so say goodbye (RFC 5321 3.1, 4.1.1.10). */
+		if (up->quit_on_fail && up->bev != NULL &&
+		    (bev = up_conn_steal_bev(up->conn)) != NULL)
+			closer_start(bev);
 		close_conn(up);
 	}
 	up->done_cb(up->done_arg, fail, fail == UP_OK ? NULL : up->why);
@@ -437,9 +446,17 @@ run_login(struct up_smtp *up)
 	if (up->bev == NULL)
 		return;
 	while ((rc = up_smtp_resp_read(up->rd, bufferevent_get_input(up->bev),
-	    &r)) == 1)
-		if (login_reply(up, &r))
+	    &r)) == 1) {
+		int stop;
+
+		/* Only called from kick_cb: up stays allocated until it
+		 * returns, even if the owner frees it in done_cb. */
+		up->quit_on_fail = true;
+		stop = login_reply(up, &r);
+		up->quit_on_fail = false;
+		if (stop)
 			return;
+	}
 	if (rc < 0) {
 		finish(up, UP_FAIL_PROTOCOL, "bad reply from %s: %s",
 		    up_conn_peer(up->conn), up_smtp_resp_error(up->rd));

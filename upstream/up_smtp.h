@@ -43,8 +43,10 @@ typedef void up_smtp_done_cb(void *arg, enum up_fail fail, const char *why);
  */
 typedef void up_smtp_reply_cb(void *arg, enum up_fail fail,
 		    const struct up_smtp_resp *r, const char *why);
-/* Output went down to UP_SMTP_DATA_LOW or less (or the connection failed:
- * writes are then discarded, and up_smtp_data_end reports it). */
+/* Output went down to UP_SMTP_DATA_LOW or less (also after small command
+ * writes: treat it as "writing may resume", idempotently), or the
+ * connection failed during DATA (writes are then discarded and
+ * up_smtp_data_end reports the failure). Called from the loop; may free. */
 typedef void up_smtp_drain_cb(void *arg);
 
 /*

@@ -74,7 +74,8 @@ check_mail_rcpt(const struct smtp_cmd *cmd, bool *utf8)
 	struct smtp_parse_rcpt	r;
 
 	if (strcmp(cmd->verb, "MAIL") == 0) {
-		if (smtp_parse_mail_from(cmd->args, &m, err, sizeof(err)) == 0) {
+		if (smtp_parse_mail_from(cmd->args, &m, err,
+		    sizeof(err)) == 0) {
 			check_addr(m.addr);
 			*utf8 = m.smtputf8;
 		} else
@@ -126,8 +127,11 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		before = evbuffer_get_length(in);
 		if (mode == M_DATA) {
 			enum smtp_parse_data_rc	 rc;
-			size_t			 out0 = evbuffer_get_length(out);
-			bool			 over0 = smtp_parse_data_is_over(p);
+			size_t			 out0;
+			bool			 over0;
+
+			out0 = evbuffer_get_length(out);
+			over0 = smtp_parse_data_is_over(p);
 
 			free(peek);
 			peek = malloc(before + 1);
@@ -185,7 +189,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		}
 		if (mode == M_LINE) {
 			const char		*line = NULL;
-			enum smtp_parse_rc	 rc = smtp_parse_line(p, in, &line);
+			enum smtp_parse_rc	 rc;
+
+			rc = smtp_parse_line(p, in, &line);
 
 			after = evbuffer_get_length(in);
 			assert(after <= before);

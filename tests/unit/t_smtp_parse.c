@@ -32,7 +32,8 @@ out_add(struct out *o, const char *s, size_t n)
 		if (c >= 0x20 && c < 0x7f)
 			o->s[o->len++] = (char)c;
 		else
-			o->len += (size_t)snprintf(o->s + o->len, 5, "\\x%02x", c);
+			o->len += (size_t)snprintf(o->s + o->len, 5, "\\x%02x",
+			    c);
 	}
 	o->s[o->len] = '\0';
 }
@@ -213,7 +214,8 @@ static const struct ccase ccases[] = {
 	    "AUTH|PLAIN AGFsaWNlAHNlY3JldA==; NOOP| rest=0", 16, 64),
 	CL("auth plain AGFsaWNlAHNlY3JldA==\r\n",
 	    "AUTH|plain AGFsaWNlAHNlY3JldA== rest=0", 16, 64),
-	CL("AUTH PLAIN AGFsaWNlAHNlY3JldAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
+	CL("AUTH PLAIN AGFsaWNlAHNlY3JldAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
+	   "AA"
 	   "AAAAAAAAAAAAAAAAAAA==\r\nNOOP\r\n", ALONG "; NOOP| rest=0", 16, 64),
 	CL("AUTHX PLAIN AGFsaWNlAHNlY3JldA==\r\nNOOP\r\n",
 	    LONG "; NOOP| rest=0", 16, 64),
@@ -352,7 +354,8 @@ static const struct acase acases[] = {
 	{ false, false, "FROM:<a>", "501 5.1.7 Bad sender address syntax" },
 	{ false, false, "FROM:<a@>", "501 5.1.7 Bad sender address syntax" },
 	{ false, false, "FROM:<@b>", "501 5.1.7 Bad sender address syntax" },
-	{ false, false, "FROM:<a..b@c>", "501 5.1.7 Bad sender address syntax" },
+	{ false, false, "FROM:<a..b@c>",
+	    "501 5.1.7 Bad sender address syntax" },
 	{ false, false, "FROM:<.a@c>", "501 5.1.7 Bad sender address syntax" },
 	{ false, false, "FROM:<a@b.>", "501 5.1.7 Bad sender address syntax" },
 	{ false, false, "FROM:<a@-b>", "501 5.1.7 Bad sender address syntax" },
@@ -566,8 +569,10 @@ static bool
 data_run(const struct dcase *c, size_t s1, size_t s2, size_t ci)
 {
 	struct smtp_parse		*p = smtp_parse_new(0, 0);
-	struct evbuffer			*in = evbuffer_new(), *out = evbuffer_new();
-	size_t				 len = dlen(c), cuts[3] = { s1, s2, len };
+	struct evbuffer			*in = evbuffer_new();
+	struct evbuffer			*out = evbuffer_new();
+	size_t				 len = dlen(c);
+	size_t				 cuts[3] = { s1, s2, len };
 	size_t				 off = 0, fed = 0;
 	enum smtp_parse_data_rc		 rc = SMTP_PARSE_DATA_AGAIN;
 	const char			*name;
@@ -678,7 +683,8 @@ TEST(smtp_parse_data_large)
 		seed = seed * 1103515245 + 12345;
 		switch ((seed >> 16) % 8) {
 		case 0:
-			if (o >= 2 && msg[o - 2] == '\r' && msg[o - 1] == '\n') {
+			if (o >= 2 && msg[o - 2] == '\r' &&
+			    msg[o - 1] == '\n') {
 				memcpy(msg + o, "..", 2);	/* stuffed */
 				o += 2;
 				dots++;

@@ -41,7 +41,8 @@ out_add(struct out *o, const char *s, size_t n)
 		else if (c >= 0x20 && c < 0x7f)
 			o->s[o->len++] = (char)c;
 		else
-			o->len += (size_t)snprintf(o->s + o->len, 5, "\\x%02x", c);
+			o->len += (size_t)snprintf(o->s + o->len, 5, "\\x%02x",
+			    c);
 	}
 	o->s[o->len] = '\0';
 }
@@ -156,7 +157,8 @@ static const struct rcase rcases[] = {
 	{ "250 a\x01\r\n", "ERR:control character in reply rest=0" },
 	{ "250 a\rb\r\n", "ERR:control character in reply rest=0" },
 	{ "250 a\x7f\r\n", "ERR:control character in reply rest=0" },
-	{ "250 ok\r\n25x ok\r\n", "250 |ok|1; ERR:malformed reply code rest=0" },
+	{ "250 ok\r\n25x ok\r\n",
+	    "250 |ok|1; ERR:malformed reply code rest=0" },
 };
 
 TEST(up_smtp_resp_table)
@@ -208,7 +210,9 @@ TEST(up_smtp_resp_limits)
 	struct up_smtp_resp_reader	*rd = up_smtp_resp_reader_new();
 	struct evbuffer			*buf = evbuffer_new();
 	struct up_smtp_resp		 r;
-	char				*line = xmalloc(UP_SMTP_RESP_LINE_MAX + 8);
+	char				*line;
+
+	line = xmalloc(UP_SMTP_RESP_LINE_MAX + 8);
 
 	memset(line, 'x', UP_SMTP_RESP_LINE_MAX + 8);
 	memcpy(line, "250 ", 4);
@@ -260,9 +264,9 @@ TEST(up_smtp_resp_ehlo_keywords)
 	struct up_smtp_resp_ehlo	e;
 	unsigned			want;
 
-	ehlo_of("250-mx.example Hello\r\n250-PIPELINING\r\n250-SIZE 10240000\r\n"
-	    "250-VRFY\r\n250-ETRN\r\n250-STARTTLS\r\n250-AUTH PLAIN login "
-	    "XOAUTH2\r\n250-AUTH=PLAIN LOGIN CRAM-MD5\r\n"
+	ehlo_of("250-mx.example Hello\r\n250-PIPELINING\r\n"
+	    "250-SIZE 10240000\r\n250-VRFY\r\n250-ETRN\r\n250-STARTTLS\r\n"
+	    "250-AUTH PLAIN login XOAUTH2\r\n250-AUTH=PLAIN LOGIN CRAM-MD5\r\n"
 	    "250-ENHANCEDSTATUSCODES\r\n250-8BITMIME\r\n250-DSN\r\n"
 	    "250-SMTPUTF8\r\n250 CHUNKING\r\n", &e);
 	want = UP_SMTP_RESP_CAP_PIPELINING | UP_SMTP_RESP_CAP_SIZE |
@@ -347,8 +351,17 @@ fake_read_cb(struct bufferevent *bev, void *arg)
 		batch++;
 		out_add(&f->log, line, len);
 		out_str(&f->log, "\n");
-		if (strcmp(line, "QUIT") == 0)
+		if (strcmp(line, "QUIT") == 0) {
 			f->quit = true;
+			/* Answered even when the script does not say. */
+			if (f->i >= f->nsteps || strcmp(f->steps[f->i].expect,
+			    "QUIT") != 0) {
+				evbuffer_add(bufferevent_get_output(bev),
+				    "221 bye\r\n", 9);
+				free(line);
+				continue;
+			}
+		}
 		if (f->i >= f->nsteps) {
 			f->mismatches++;
 			free(line);
@@ -689,7 +702,8 @@ run_tx(const struct step *steps, int nsteps, int want_batch_min,
 
 	ctx_start_cb(&c, steps, nsteps, UP_TLS_NONE, UP_CRED_PASSWORD,
 	    "secret", 0, tx_login_cb);
-	c.body = "Subject: t\r\n\r\nline 1\r\n..leading dot\r\n8bit \xc3\xa9\r\n";
+	c.body = "Subject: t\r\n\r\nline 1\r\n..leading dot\r\n"
+	    "8bit \xc3\xa9\r\n";
 	CHECK(run_until(c.base, &c.done, 3000));
 	CHECK_INT(c.login, ==, UP_OK);
 	CHECK_STR(up_smtp_mech(c.up), "PLAIN");
@@ -698,10 +712,10 @@ run_tx(const struct step *steps, int nsteps, int want_batch_min,
 	    UP_SMTP_RESP_CAP_AUTH;
 	CHECK_INT(up_smtp_caps(c.up), ==, caps);
 	CHECK_INT(up_smtp_size_max(c.up), ==, 1000000);
-	same(c.replies.s, "250 2.1.0|Ok; 250 2.1.5|Ok; 550 5.1.1|<bad@d.example>:"
-	    " Recipient address rejected:/User unknown; 250 2.1.5|Ok; "
-	    "354 |End data with <CR><LF>.<CR><LF>; 250 2.0.0|Ok: queued as "
-	    "ABC123", 0, 0);
+	same(c.replies.s, "250 2.1.0|Ok; 250 2.1.5|Ok; 550 5.1.1|"
+	    "<bad@d.example>: Recipient address rejected:/User unknown; "
+	    "250 2.1.5|Ok; 354 |End data with <CR><LF>.<CR><LF>; "
+	    "250 2.0.0|Ok: queued as ABC123", 0, 0);
 	/* Dot-stuffing passes through unchanged. */
 	same(c.fake.body.s, "Subject: t||line 1|..leading dot|8bit "
 	    "\\xc3\\xa9|", 0, 0);
@@ -763,10 +777,12 @@ TEST(up_smtp_transaction_lockstep)
 	}
 }
 
+/* want_quit: a refusal by a well-formed reply ends with QUIT, a broken
+ * connection without. */
 static void
 login_only(const struct step *steps, int nsteps, enum up_tls tls,
     enum up_cred cred, const char *secret, enum up_fail want,
-    const char *want_why)
+    const char *want_why, bool want_quit)
 {
 	struct ctx c;
 
@@ -782,6 +798,7 @@ login_only(const struct step *steps, int nsteps, enum up_tls tls,
 		CHECK(up_smtp_cmd(c.up, "NOOP", reply_cb, &c) == -1);
 	ctx_end(&c);
 	CHECK_INT(c.fake.mismatches, ==, 0);
+	CHECK(c.fake.quit == want_quit);
 }
 
 TEST(up_smtp_login_variants)
@@ -862,40 +879,41 @@ TEST(up_smtp_login_variants)
 
 	login_only(auth_fail, NSTEPS(auth_fail), UP_TLS_NONE, UP_CRED_PASSWORD,
 	    "secret", UP_FAIL_AUTH, "AUTH PLAIN refused: 535 5.7.8 Error: "
-	    "authentication failed: authentication failure");
+	    "authentication failed: authentication failure", true);
 	login_only(auth_tmp, NSTEPS(auth_tmp), UP_TLS_NONE, UP_CRED_PASSWORD,
 	    "secret", UP_FAIL_CONNECT, "AUTH PLAIN refused: 454 4.7.0 "
-	    "Temporary authentication failure");
+	    "Temporary authentication failure", true);
 	login_only(auth_login, NSTEPS(auth_login), UP_TLS_NONE,
-	    UP_CRED_PASSWORD, "secret", UP_OK, "");
+	    UP_CRED_PASSWORD, "secret", UP_OK, "", true);
 	login_only(no_starttls, NSTEPS(no_starttls), UP_TLS_STARTTLS,
 	    UP_CRED_PASSWORD, "secret", UP_FAIL_CONFIG,
-	    "upstream does not offer STARTTLS");
+	    "upstream does not offer STARTTLS", true);
 	login_only(starttls_refused, NSTEPS(starttls_refused), UP_TLS_STARTTLS,
 	    UP_CRED_PASSWORD, "secret", UP_FAIL_TLS,
-	    "STARTTLS refused: 454 4.7.0 TLS not available");
+	    "STARTTLS refused: 454 4.7.0 TLS not available", true);
 	login_only(no_auth, NSTEPS(no_auth), UP_TLS_NONE, UP_CRED_PASSWORD,
-	    "secret", UP_FAIL_CONFIG, "upstream PEER offers no AUTH");
+	    "secret", UP_FAIL_CONFIG, "upstream PEER offers no AUTH", true);
 	login_only(no_mech, NSTEPS(no_mech), UP_TLS_NONE, UP_CRED_PASSWORD,
 	    "secret", UP_FAIL_CONFIG,
-	    "no usable AUTH mechanism (upstream offers GSSAPI)");
+	    "no usable AUTH mechanism (upstream offers GSSAPI)", true);
 	login_only(greet_554, NSTEPS(greet_554), UP_TLS_NONE, UP_CRED_PASSWORD,
 	    "secret", UP_FAIL_CONNECT, "upstream greeting: 554 5.3.2 no "
-	    "service");
+	    "service", true);
 	login_only(ehlo_bad, NSTEPS(ehlo_bad), UP_TLS_NONE, UP_CRED_PASSWORD,
-	    "secret", UP_FAIL_PROTOCOL, "EHLO refused: 502 5.5.1 no EHLO");
+	    "secret", UP_FAIL_PROTOCOL, "EHLO refused: 502 5.5.1 no EHLO",
+	    true);
 	login_only(garbage, NSTEPS(garbage), UP_TLS_NONE, UP_CRED_PASSWORD,
 	    "secret", UP_FAIL_PROTOCOL,
-	    "bad reply from PEER: malformed reply code");
+	    "bad reply from PEER: malformed reply code", false);
 	login_only(hangup, NSTEPS(hangup), UP_TLS_NONE, UP_CRED_PASSWORD,
-	    "secret", UP_FAIL_CONNECT, "connection closed by PEER");
+	    "secret", UP_FAIL_CONNECT, "connection closed by PEER", false);
 	login_only(silent, NSTEPS(silent), UP_TLS_NONE, UP_CRED_PASSWORD,
-	    "secret", UP_FAIL_CONNECT, "login to PEER timed out");
+	    "secret", UP_FAIL_CONNECT, "login to PEER timed out", false);
 	login_only(xoauth2, NSTEPS(xoauth2), UP_TLS_NONE, UP_CRED_OAUTH2,
 	    "tok", UP_FAIL_AUTH, "AUTH XOAUTH2 refused: 535 5.7.8 Username "
-	    "and Password not accepted ({\\\"status\\\":\\\"401\\\"})");
+	    "and Password not accepted ({\\\"status\\\":\\\"401\\\"})", true);
 	login_only(xoauth2_ok, NSTEPS(xoauth2_ok), UP_TLS_NONE, UP_CRED_OAUTH2,
-	    "tok", UP_OK, "");
+	    "tok", UP_OK, "", true);
 }
 
 /* RFC 4954 section 4: an initial response that would push the AUTH line
