@@ -513,7 +513,7 @@ field_norm(struct aj *aj, const cJSON *e, cJSON **out_r)
 	    strcmp(k, "name") == 0 || strcmp(k, "email") == 0 ||
 	    strcmp(k, "imap") == 0 || strcmp(k, "smtp") == 0 ||
 	    strcmp(k, "oauth2") == 0 || strcmp(k, "proxy") == 0 ||
-	    strcmp(k, "path") == 0))
+	    strcmp(k, "path") == 0 || strcmp(k, "copySent") == 0))
 		return true;
 	if (strcmp(k, "name") == 0) {
 		if (!is_str(e, 0, AJ_NAME_MAX, false))
@@ -544,7 +544,11 @@ field_norm(struct aj *aj, const cJSON *e, cJSON **out_r)
 		*out_r = cJSON_CreateString(e->valuestring);
 	} else if (strcmp(k, "path") == 0)
 		*out_r = path_norm(aj, e);
-	else
+	else if (strcmp(k, "copySent") == 0) {
+		if (!cJSON_IsBool(e))
+			return fail(aj, k, "copySent must be a boolean"), false;
+		*out_r = cJSON_CreateBool(cJSON_IsTrue(e));
+	} else
 		return fail(aj, k, "%s is not allowed", k), false;
 	return *out_r != NULL;
 }
@@ -552,7 +556,7 @@ field_norm(struct aj *aj, const cJSON *e, cJSON **out_r)
 /* Output key order. */
 static const char *const aj_order[] = {
 	"account", "name", "email", "imap", "smtp", "oauth2", "proxy",
-	"imapIndexer", "path",
+	"imapIndexer", "path", "copySent",
 };
 #define AJ_NORDER	(sizeof(aj_order) / sizeof(aj_order[0]))
 

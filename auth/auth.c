@@ -236,10 +236,14 @@ auth_account_cb(void *arg, int rc, const cJSON *acct)
 		const cJSON *sp = cJSON_GetObjectItemCaseSensitive(imap,
 		    "sentMailPath");
 
+		const cJSON *cs = cJSON_GetObjectItemCaseSensitive(acct,
+		    "copySent");
+
 		if (cJSON_IsString(sp))
 			ar->res.sent_path = xstrdup(sp->valuestring);
-		ar->res.imap_target = auth_target_from_account(acct, "imap",
-		    ar->ignore_cert, ar->cfg, &why);
+		if (!cJSON_IsFalse(cs))
+			ar->res.imap_target = auth_target_from_account(acct,
+			    "imap", ar->ignore_cert, ar->cfg, &why);
 	}
 	auth_finish(ar, AUTH_OK, "ok");
 }

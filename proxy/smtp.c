@@ -23,6 +23,7 @@
 #include "common/xmalloc.h"
 #include "proxy/smtp.h"
 #include "proxy/smtp_parse.h"
+#include "proxy/smtp_sent.h"
 #include "proxy/worker.h"
 #include "tokenstore/tok_store.h"
 #include "upstream/up_smtp.h"
@@ -51,6 +52,9 @@ struct smtp {
 	char			*pending_line;	/* command waiting for up */
 	struct auth_req		*auth;
 	struct up_target	*target;
+	struct up_target	*imap_target;	/* Sent copy; NULL: none */
+	char			*sent_path;
+	struct smtp_sent	*sent;		/* copy of the message */
 	struct up_smtp		*up;
 	bool			 up_ready;
 	struct event		*delay;
@@ -242,6 +246,12 @@ smtp_auth_cb(void *arg, struct auth_result *res)
 	memcpy(s->token_id, res->token_id, sizeof(s->token_id));
 	sm->target = res->target;
 	res->target = NULL;
+	if (s->pcfg->sent_copy) {
+		sm->imap_target = res->imap_target;
+		res->imap_target = NULL;
+		sm->sent_path = res->sent_path;
+		res->sent_path = NULL;
+	}
 	sm->authed = true;
 	sess_logged_in(s);
 	smtp_reply_later(s, sm, false, auth_smtp_text(AUTH_OK));
@@ -567,10 +577,13 @@ smtp_end_reply_cb(void *arg, enum up_fail fail, const struct up_smtp_resp *r,
 		    "sent" : "refused", s->account,
 		    (unsigned long long)smtp_parse_data_size(sm->parse),
 		    r->code);
-		if (r->code / 100 == 2)
+		if (r->code / 100 == 2) {
 			sm->msgs++;
+			smtp_sent_commit(&sm->sent);
+		}
 		smtp_relay_reply(s, r);
 	}
+	smtp_sent_free(&sm->sent);
 	smtp_resume(s, sm);
 }
 
@@ -585,8 +598,10 @@ smtp_data_feed(struct sess *s, struct smtp *sm)
 	smtp_cmd_timer_arm(s, sm);	/* data flowing: not idle */
 	if (smtp_parse_data_is_over(sm->parse))
 		evbuffer_drain(sm->chunk, evbuffer_get_length(sm->chunk));
-	else if (evbuffer_get_length(sm->chunk) > 0)
+	else if (evbuffer_get_length(sm->chunk) > 0) {
+		smtp_sent_write(sm->sent, sm->chunk);
 		up_smtp_data_write(sm->up, sm->chunk);
+	}
 	if (rc == SMTP_PARSE_DATA_AGAIN) {
 		if (up_smtp_data_pending(sm->up) > UP_SMTP_DATA_HIGH)
 			sess_read_enable(s, false);	/* drain cb resumes */
@@ -598,6 +613,7 @@ smtp_data_feed(struct sess *s, struct smtp *sm)
 		sess_log(s, LOG_LVL_INFO, "event=message result=too_big "
 		    "account=%s", s->account);
 		up_smtp_free(&sm->up);
+		smtp_sent_free(&sm->sent);
 		sm->up_ready = false;
 		sm->mail = false;
 		sm->rcpts = 0;
@@ -635,6 +651,9 @@ smtp_data_reply_cb(void *arg, enum up_fail fail, const struct up_smtp_resp *r,
 		return;
 	}
 	sm->state = SMTP_S_DATA;
+	smtp_sent_free(&sm->sent);
+	sm->sent = smtp_sent_new(s->w, s->account, sm->imap_target,
+	    sm->sent_path, s->idhex);
 	smtp_parse_data_begin(sm->parse, s->pcfg->message_max);
 	up_smtp_set_drain_cb(sm->up, smtp_drain_cb, s);
 	sess_read_enable(s, true);
@@ -866,7 +885,10 @@ smtp_free(struct sess *s)
 	/* Freed without the terminator: the upstream drops a half-sent
 	 * message (RFC 5321 4.1.1.4). */
 	up_smtp_free(&sm->up);
+	smtp_sent_free(&sm->sent);
 	up_target_free(&sm->target);
+	up_target_free(&sm->imap_target);
+	free(sm->sent_path);
 	if (sm->delay != NULL)
 		event_free(sm->delay);
 	event_free(sm->cmd_timer);

@@ -26,6 +26,7 @@
 #include "proxy/relay.h"
 #include "proxy/session.h"
 #include "proxy/smtp.h"
+#include "proxy/smtp_sent.h"
 #include "proxy/worker.h"
 #include "tokenstore/tok.h"
 #include "tokenstore/tok_conn.h"
@@ -324,6 +325,7 @@ worker_main(struct cfg *cfg, int index)
 
 	while (!TAILQ_EMPTY(&w->sessions))
 		sess_free_now(TAILQ_FIRST(&w->sessions));
+	smtp_sent_shutdown();
 	worker_close_listeners(w);
 	event_free(w->sweep);
 	if (w->drain_timer != NULL)
