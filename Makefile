@@ -11,7 +11,8 @@ WARN	= -Wall -Wextra -Wshadow -Wpointer-arith -Wwrite-strings \
 	  -Wformat=2 -Wimplicit-fallthrough -Wundef -Wvla
 WERROR	?= -Werror
 OPT	?= -O2 -g
-PKGS	= libevent libevent_openssl openssl hiredis libcurl libcjson inih libsasl2
+PKGS	= libevent libevent_openssl openssl hiredis libcurl libcjson inih libsasl2 \
+	  libcares expat
 
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null | sed 's/-I/-isystem /g')
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
@@ -30,7 +31,8 @@ B	= build
 CFLAGS	+= -D_FORTIFY_SOURCE=2
 endif
 
-LIB_SRC	= $(wildcard common/*.c tokenstore/*.c auth/*.c upstream/*.c admin/*.c) \
+LIB_SRC	= $(wildcard common/*.c tokenstore/*.c auth/*.c upstream/*.c admin/*.c \
+	  discover/*.c) \
 	  $(filter-out proxy/main.c,$(wildcard proxy/*.c))
 LIB_OBJ	= $(LIB_SRC:%.c=$(B)/%.o)
 D_OBJ	= $(B)/proxy/main.o

@@ -448,6 +448,21 @@ oauth2_norm(struct aj *aj, const cJSON *v)
 	if (refresh != NULL && !seal_into(aj, out, "refreshToken",
 	    "oauth2.refreshToken", refresh->valuestring))
 		goto fail;
+	/* PUT: an app that pushes accessToken + expires need not send the
+	 * refresh token again (same application: it is still valid). */
+	if (refresh == NULL && aj->stored != NULL) {
+		const cJSON *so = cJSON_GetObjectItemCaseSensitive(aj->stored,
+		    "oauth2");
+		const cJSON *sp = cJSON_GetObjectItemCaseSensitive(so,
+		    "provider");
+		const cJSON *sr = cJSON_GetObjectItemCaseSensitive(so,
+		    "refreshToken");
+
+		if (cJSON_IsString(sp) && cJSON_IsString(sr) &&
+		    strcmp(sp->valuestring, provider->valuestring) == 0)
+			cJSON_AddStringToObject(out, "refreshToken",
+			    sr->valuestring);
+	}
 	if (access != NULL && !seal_into(aj, out, "accessToken",
 	    "oauth2.accessToken", access->valuestring))
 		goto fail;
@@ -503,8 +518,8 @@ field_norm(struct aj *aj, const cJSON *e, cJSON **out_r)
 
 	*out_r = NULL;
 	if (strcmp(k, "verify") == 0) {
-		/* TODO(verify issue): check the credentials against the
-		 * servers before storing. Accepted and ignored for now. */
+		/* Not stored: admin_accounts_create reads it from the
+		 * body and verifies first (admin_verify.c). */
 		if (!cJSON_IsBool(e))
 			return fail(aj, k, "verify must be a boolean"), false;
 		return true;

@@ -26,6 +26,7 @@
 #include "common/cfg.h"
 #include "common/log.h"
 #include "common/xmalloc.h"
+#include "discover/disc_env.h"
 
 #define ADMIN_TIMEOUT_S		30	/* idle/read/write per connection */
 #define ADMIN_BACKLOG		64
@@ -339,6 +340,7 @@ admin_free(struct admin **ap)
 		return;
 	*ap = NULL;
 	admin_req_free_all(a);
+	disc_env_free(&a->disc);	/* after the requests that use it */
 	if (a->http_unix != NULL)
 		evhttp_free(a->http_unix);
 	if (a->http_tcp != NULL)

@@ -95,22 +95,13 @@ account_put_cb(void *arg, int rc)
 	admin_http_reply(ar, 200, o);
 }
 
-void
-admin_accounts_create(struct admin_req *ar)
+/* Stores a validated record (consumed). */
+static void
+account_save(struct admin_req *ar, cJSON *rec)
 {
-	struct account_json_err	 e;
-	struct acct_ctx		*c;
-	cJSON			*body, *rec;
-	char			*json;
+	struct acct_ctx	*c;
+	char		*json;
 
-	if ((body = admin_http_body(ar)) == NULL)
-		return;
-	rec = account_json_create(body, &e);
-	cJSON_Delete(body);
-	if (rec == NULL) {
-		reply_validation(ar, &e);
-		return;
-	}
 	c = acct_ctx_new(ar);
 	c->account = xstrdup(cJSON_GetObjectItemCaseSensitive(rec,
 	    "account")->valuestring);
@@ -118,6 +109,28 @@ admin_accounts_create(struct admin_req *ar)
 	cJSON_Delete(rec);
 	ar->op = tok_account_put(ar->tok, c->account, json, account_put_cb, ar);
 	cJSON_free(json);
+}
+
+void
+admin_accounts_create(struct admin_req *ar)
+{
+	struct account_json_err	 e;
+	cJSON			*body, *rec;
+	bool			 verify;
+
+	if ((body = admin_http_body(ar)) == NULL)
+		return;
+	rec = account_json_create(body, &e);
+	verify = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(body, "verify"));
+	cJSON_Delete(body);
+	if (rec == NULL) {
+		reply_validation(ar, &e);
+		return;
+	}
+	if (verify)
+		admin_verify_then(ar, rec, account_save);	/* saves if ok */
+	else
+		account_save(ar, rec);
 }
 
 /* ---- PUT /v1/account/{account} ---- */

@@ -46,6 +46,13 @@ const struct admin_route admin_routes[] = {
 	{ EVHTTP_REQ_GET,	"/v1/accounts",			admin_accounts_list },
 	{ EVHTTP_REQ_GET,	"/v1/settings",			admin_settings_get },
 	{ EVHTTP_REQ_POST,	"/v1/settings",			admin_settings_set },
+	{ EVHTTP_REQ_GET,	"/v1/autoconfig",		admin_autoconfig_get },
+	{ EVHTTP_REQ_POST,	"/v1/verifyAccount",		admin_verify_post },
+	{ EVHTTP_REQ_POST,	"/v1/oauth2",			admin_oauth2_create },
+	{ EVHTTP_REQ_GET,	"/v1/oauth2",			admin_oauth2_list },
+	{ EVHTTP_REQ_GET,	"/v1/oauth2/{app}",		admin_oauth2_get },
+	{ EVHTTP_REQ_PUT,	"/v1/oauth2/{app}",		admin_oauth2_update },
+	{ EVHTTP_REQ_DELETE,	"/v1/oauth2/{app}",		admin_oauth2_delete },
 	{ 0,			NULL,				NULL },
 };
 

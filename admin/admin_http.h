@@ -20,6 +20,7 @@
 
 struct admin;
 struct admin_req;
+struct disc_env;
 struct tok;
 struct tok_req;
 struct tok_op;
@@ -46,6 +47,8 @@ struct admin {
 	dev_t			 sock_dev;
 	ino_t			 sock_ino;
 	struct admin_reqs	 reqs;		/* in progress */
+	struct disc_env		*disc;		/* autoconfig/verify, made on
+						   first use (admin_disc_env) */
 };
 
 /*
@@ -165,5 +168,29 @@ void	 admin_accounts_list(struct admin_req *);
 void	 admin_accounts_delete(struct admin_req *);
 void	 admin_settings_get(struct admin_req *);
 void	 admin_settings_set(struct admin_req *);
+void	 admin_autoconfig_get(struct admin_req *);
+void	 admin_verify_post(struct admin_req *);
+/* The admin's discover environment, created on first use; NULL with a
+ * reason in err if it cannot be set up (admin_autoconfig.c). */
+struct disc_env *admin_disc_env(struct admin_req *, char *err,
+	    size_t errlen);
+/* POST /v1/account with "verify": true (admin_verify.c): verifies the
+ * normalised record rec (consumed). All checks pass: calls save(ar, rec)
+ * with ar->hctx free for its use. Else replies 400 with the error shape
+ * plus the result's "imap"/"smtp" members. */
+typedef void admin_verified_fn(struct admin_req *, cJSON *rec);
+void	 admin_verify_then(struct admin_req *, cJSON *rec,
+	    admin_verified_fn *save);
+void	 admin_oauth2_create(struct admin_req *);
+void	 admin_oauth2_list(struct admin_req *);
+void	 admin_oauth2_get(struct admin_req *);
+void	 admin_oauth2_update(struct admin_req *);
+void	 admin_oauth2_delete(struct admin_req *);
+/* OAuth2 application body validation (admin_oauth2.c; unit tested):
+ * POST (stored NULL, id NULL: the body's "id") or PUT (stored record, id
+ * from the path). Returns the record to store or NULL with e filled in. */
+struct account_json_err;
+cJSON	*admin_oauth2_app_json(const cJSON *body, const cJSON *stored,
+	    const char *id, struct account_json_err *e);
 
 #endif

@@ -10,6 +10,7 @@
 #include <openssl/crypto.h>
 
 #include "auth/auth.h"
+#include "auth/auth_oauth.h"
 #include "auth/token.h"
 #include "common/cfg.h"
 #include "common/cidr.h"
@@ -31,6 +32,8 @@ struct auth_req {
 	struct auth_result	 res;
 	bool			 ignore_cert;
 	struct event		*ev;		/* deferred early verdict */
+	struct auth_oauth_req	*oauth;		/* OAuth2 account: its token */
+	cJSON			*acct;		/* ... and its record */
 };
 
 static const struct {
@@ -58,6 +61,20 @@ static const struct {
 };
 
 const char *
+auth_result_imap_text(const struct auth_result *res)
+{
+	return res->imap_text != NULL ? res->imap_text :
+	    auth_texts[res->verdict].imap;
+}
+
+const char *
+auth_result_smtp_text(const struct auth_result *res)
+{
+	return res->smtp_text != NULL ? res->smtp_text :
+	    auth_texts[res->verdict].smtp;
+}
+
+const char *
 auth_imap_text(enum auth_verdict v)
 {
 	return auth_texts[v].imap;
@@ -79,6 +96,8 @@ static void
 auth_req_free(struct auth_req *ar)
 {
 	tok_req_cancel(ar->pending);
+	auth_oauth_cancel(ar->oauth);
+	cJSON_Delete(ar->acct);
 	if (ar->ev != NULL)
 		event_free(ar->ev);
 	up_target_free(&ar->res.target);
@@ -130,13 +149,15 @@ json_str(const cJSON *o, const char *name)
 
 struct up_target *
 auth_target_from_account(const cJSON *acct, const char *section,
-    bool ignore_cert, const struct cfg *cfg, const char **why_r)
+    bool ignore_cert, const struct cfg *cfg, const char **why_r,
+    bool *tempfail_r)
 {
 	const cJSON		*s, *auth, *tls, *port;
 	const char		*host, *user, *pass, *id, *starttls;
 	struct up_target	*t;
 	char			 aad[512];
 
+	*tempfail_r = false;
 	id = json_str(acct, "account");
 	s = cJSON_GetObjectItemCaseSensitive(acct, section);
 	if (id == NULL || !cJSON_IsObject(s)) {
@@ -175,7 +196,10 @@ auth_target_from_account(const cJSON *acct, const char *section,
 	t->user = xstrdup(user);
 	snprintf(aad, sizeof(aad), "%s\n%s.auth.pass", id, section);
 	if (crypto_open(pass, aad, &t->secret, NULL) == -1) {
+		/* Our configuration, not the client's mistake: a
+		 * temporary failure, never "no such account". */
 		*why_r = "stored password does not decrypt (wrong secret?)";
+		*tempfail_r = true;
 		up_target_free(&t);
 		return NULL;
 	}
@@ -201,6 +225,50 @@ auth_settings_cb(void *arg, int rc, const cJSON *settings)
 	    ar);
 }
 
+/* OAuth2 account: the token manager answered; the targets come from the
+ * account's imap/smtp objects or the provider's preset. */
+static void
+auth_oauth_done_cb(void *arg, enum auth_oauth_fail fail,
+    const struct auth_oauth_token *tk, const char *why)
+{
+	struct auth_req	*ar = arg;
+	const char	*section = ar->proto == AUTH_PROTO_IMAP ? "imap" : "smtp";
+	const cJSON	*s, *mc, *sp, *cs;
+
+	ar->oauth = NULL;
+	if (fail != AUTH_OAUTH_OK) {
+		/* Not the client's mistake: a temporary failure with its own
+		 * text (docs/API.md). */
+		ar->res.imap_text = auth_oauth_imap_text(fail);
+		ar->res.smtp_text = auth_oauth_smtp_text(fail);
+		auth_finish(ar, AUTH_TEMPFAIL, why);
+		return;
+	}
+	ar->res.target = auth_oauth_target(ar->acct, section, tk,
+	    ar->ignore_cert, ar->cfg, &why);
+	if (ar->res.target == NULL) {
+		auth_finish(ar, AUTH_NO_ACCOUNT, why);
+		return;
+	}
+	ar->res.max_connections = ar->proto == AUTH_PROTO_IMAP ?
+	    ar->cfg->imap.max_connections : ar->cfg->smtp.max_connections;
+	s = cJSON_GetObjectItemCaseSensitive(ar->acct, section);
+	mc = cJSON_GetObjectItemCaseSensitive(s, "maxConnections");
+	if (cJSON_IsNumber(mc) && mc->valueint > 0)
+		ar->res.max_connections = mc->valueint;
+	if (ar->proto == AUTH_PROTO_SMTP) {
+		s = cJSON_GetObjectItemCaseSensitive(ar->acct, "imap");
+		sp = cJSON_GetObjectItemCaseSensitive(s, "sentMailPath");
+		cs = cJSON_GetObjectItemCaseSensitive(ar->acct, "copySent");
+		if (cJSON_IsString(sp))
+			ar->res.sent_path = xstrdup(sp->valuestring);
+		if (!cJSON_IsFalse(cs))
+			ar->res.imap_target = auth_oauth_target(ar->acct, "imap",
+			    tk, ar->ignore_cert, ar->cfg, &why);
+	}
+	auth_finish(ar, AUTH_OK, "ok");
+}
+
 static void
 auth_account_cb(void *arg, int rc, const cJSON *acct)
 {
@@ -208,6 +276,7 @@ auth_account_cb(void *arg, int rc, const cJSON *acct)
 	const char	*why = NULL;
 	const char	*section = ar->proto == AUTH_PROTO_IMAP ? "imap" : "smtp";
 	const cJSON	*s, *mc;
+	bool		 temp;
 
 	ar->pending = NULL;
 	if (rc < 0) {
@@ -218,10 +287,16 @@ auth_account_cb(void *arg, int rc, const cJSON *acct)
 		auth_finish(ar, AUTH_NO_ACCOUNT, "account not found");
 		return;
 	}
+	if (auth_oauth_is_account(acct)) {
+		ar->acct = cJSON_Duplicate(acct, true);
+		ar->oauth = auth_oauth_get(ar->account, acct, NULL,
+		    auth_oauth_done_cb, ar);
+		return;
+	}
 	ar->res.target = auth_target_from_account(acct, section,
-	    ar->ignore_cert, ar->cfg, &why);
+	    ar->ignore_cert, ar->cfg, &why, &temp);
 	if (ar->res.target == NULL) {
-		auth_finish(ar, AUTH_NO_ACCOUNT, why);
+		auth_finish(ar, temp ? AUTH_TEMPFAIL : AUTH_NO_ACCOUNT, why);
 		return;
 	}
 	ar->res.max_connections = ar->proto == AUTH_PROTO_IMAP ?
@@ -243,7 +318,7 @@ auth_account_cb(void *arg, int rc, const cJSON *acct)
 			ar->res.sent_path = xstrdup(sp->valuestring);
 		if (!cJSON_IsFalse(cs))
 			ar->res.imap_target = auth_target_from_account(acct,
-			    "imap", ar->ignore_cert, ar->cfg, &why);
+			    "imap", ar->ignore_cert, ar->cfg, &why, &temp);
 	}
 	auth_finish(ar, AUTH_OK, "ok");
 }

@@ -40,6 +40,10 @@ struct auth_result {
 	int			 max_connections;
 	char			*sent_path;	/* smtp: sentMailPath or NULL */
 	struct up_target	*imap_target;	/* smtp: for the Sent copy */
+	/* Set when the reply is more specific than the verdict's (OAuth2
+	 * token failures are AUTH_TEMPFAIL with their own text). */
+	const char		*imap_text;
+	const char		*smtp_text;
 };
 
 /* Called once, never from inside auth_check. res is valid during the
@@ -59,13 +63,17 @@ void		 auth_cancel(struct auth_req *);
 const char	*auth_imap_text(enum auth_verdict);
 const char	*auth_smtp_text(enum auth_verdict);
 const char	*auth_verdict_name(enum auth_verdict);
+/* The reply for a result: res->imap_text/smtp_text, else the verdict's. */
+const char	*auth_result_imap_text(const struct auth_result *);
+const char	*auth_result_smtp_text(const struct auth_result *);
 
 /* Builds the upstream target of one protocol from a stored account
  * ("imap" or "smtp" object), opening sealed secrets; NULL with a
  * secret-free reason if the account has no such settings or a secret does
- * not open. ignore_cert: the global ignoreMailCertErrors setting. */
+ * not open (*tempfail_r true then: our key ring, not the account, is at
+ * fault). ignore_cert: the global ignoreMailCertErrors setting. */
 struct up_target *auth_target_from_account(const cJSON *account,
 		    const char *section, bool ignore_cert, const struct cfg *,
-		    const char **why_r);
+		    const char **why_r, bool *tempfail_r);
 
 #endif

@@ -132,6 +132,30 @@ static const struct cfg_key cfg_keys[] = {
 	{ "upstream", "dns_server", CFG_T_HOSTPORT, CFG_F_NULL | CFG_F_PORTOPT,
 	    OFF(up_dns_server), 0, 0, "" },
 
+	{ "autoconfig", "dns_server", CFG_T_HOSTPORT,
+	    CFG_F_NULL | CFG_F_PORTOPT, OFF(ac_dns_server), 0, 0, "" },
+	{ "autoconfig", "autoconfig_url", CFG_T_STR, CFG_F_NULL,
+	    OFF(ac_autoconfig_url), 0, 0,
+	    "https://autoconfig.{domain}/mail/config-v1.1.xml?emailaddress={email}" },
+	{ "autoconfig", "wellknown_url", CFG_T_STR, CFG_F_NULL,
+	    OFF(ac_wellknown_url), 0, 0,
+	    "https://{domain}/.well-known/autoconfig/mail/config-v1.1.xml" },
+	{ "autoconfig", "ispdb_url", CFG_T_STR, CFG_F_NULL,
+	    OFF(ac_ispdb_url), 0, 0, "https://autoconfig.thunderbird.net/v1.1/{domain}" },
+	{ "autoconfig", "timeout", CFG_T_DUR, 0,
+	    OFF(ac_timeout_ms), CFG_MS_S, 5 * CFG_MS_M, "25s" },
+	{ "autoconfig", "dns_timeout", CFG_T_DUR, 0,
+	    OFF(ac_dns_timeout_ms), 100, CFG_MS_M, "3s" },
+	{ "autoconfig", "http_timeout", CFG_T_DUR, 0,
+	    OFF(ac_http_timeout_ms), 100, CFG_MS_M, "5s" },
+	{ "autoconfig", "probe_timeout", CFG_T_DUR, 0,
+	    OFF(ac_probe_timeout_ms), 100, CFG_MS_M, "5s" },
+	{ "autoconfig", "xml_max", CFG_T_SIZE, 0,
+	    OFF(ac_xml_max), CFG_K, CFG_M, "64k" },
+
+	{ "verify", "timeout", CFG_T_DUR, 0,
+	    OFF(verify_timeout_ms), CFG_MS_S, 5 * CFG_MS_M, "10s" },
+
 	{ "imap", "listen", CFG_T_LISTEN, 0, OFF(imap), 0, 0,
 	    "0.0.0.0:2993 tls, 0.0.0.0:2143 starttls" },
 	{ "imap", "login_timeout", CFG_T_DUR, 0,
@@ -178,6 +202,21 @@ static const struct cfg_key cfg_keys[] = {
 	    OFF(smtp.sent_copy), 0, 0, "yes" },
 	{ "smtp", "max_connections", CFG_T_INT, 0,
 	    OFF(smtp.max_connections), 1, 1000, "10" },
+
+	{ "oauth2", "refresh_margin", CFG_T_DUR, 0,
+	    OFF(oauth_refresh_margin_ms), 0, CFG_MS_H, "5m" },
+	{ "oauth2", "token_timeout", CFG_T_DUR, 0,
+	    OFF(oauth_token_timeout_ms), 100, 5 * CFG_MS_M, "15s" },
+	{ "oauth2", "backoff_min", CFG_T_DUR, 0,
+	    OFF(oauth_backoff_min_ms), 100, CFG_MS_H, "5s" },
+	{ "oauth2", "backoff_max", CFG_T_DUR, 0,
+	    OFF(oauth_backoff_max_ms), 100, 24 * CFG_MS_H, "5m" },
+	{ "oauth2", "gmail_token_url", CFG_T_STR, 0,
+	    OFF(oauth_gmail_token_url), 0, 0,
+	    "https://oauth2.googleapis.com/token" },
+	{ "oauth2", "outlook_token_url", CFG_T_STR, 0,
+	    OFF(oauth_outlook_token_url), 0, 0,
+	    "https://login.microsoftonline.com/{tenant}/oauth2/v2.0/token" },
 };
 
 #define CFG_NKEYS	(sizeof(cfg_keys) / sizeof(cfg_keys[0]))
@@ -962,6 +1001,11 @@ cfg_check(const struct cfg *cfg, char *err, size_t errlen)
 				return -1;
 			}
 		}
+	}
+	if (cfg->oauth_backoff_min_ms > cfg->oauth_backoff_max_ms) {
+		snprintf(err, errlen, "%s: [oauth2] backoff_min is larger than "
+		    "backoff_max", cfg->path);
+		return -1;
 	}
 	if (cfg->secret_file == NULL || cfg->old_secret_files == NULL)
 		return 0;

@@ -79,8 +79,33 @@ struct cfg {
 	long long	 up_login_timeout_ms;	/* connect -> authenticated */
 	char		*up_dns_server;		/* "127.0.0.1:5353" or NULL: resolv.conf */
 
+	/* [autoconfig] (discover/): URL templates take {domain} and {email};
+	 * NULL disables that source. */
+	char		*ac_dns_server;		/* NULL: up_dns_server, resolv.conf */
+	char		*ac_autoconfig_url;
+	char		*ac_wellknown_url;
+	char		*ac_ispdb_url;
+	long long	 ac_timeout_ms;		/* whole lookup */
+	long long	 ac_dns_timeout_ms;	/* one DNS question */
+	long long	 ac_http_timeout_ms;	/* one XML fetch */
+	long long	 ac_probe_timeout_ms;	/* one TCP+TLS probe */
+	size_t		 ac_xml_max;
+
+	/* [verify] */
+	long long	 verify_timeout_ms;	/* one protocol check */
+
 	struct cfg_proto imap;
 	struct cfg_proto smtp;
+
+	/* [oauth2] (auth/auth_oauth.c): token URLs of the presets may be
+	 * redirected (tests aim them at a loopback fixture); "{tenant}" is
+	 * replaced by the application's tenant. */
+	long long	 oauth_refresh_margin_ms;	/* refresh this early */
+	long long	 oauth_token_timeout_ms;	/* one token request */
+	long long	 oauth_backoff_min_ms;		/* after a failed refresh */
+	long long	 oauth_backoff_max_ms;
+	char		*oauth_gmail_token_url;
+	char		*oauth_outlook_token_url;
 };
 
 /* Fills defaults, then reads path and its conf.d. On error returns NULL and

@@ -12,6 +12,7 @@
 extern const struct ctl_cmd ctl_cmd_token[];	/* create list show revoke... */
 extern const struct ctl_cmd ctl_cmd_account[];	/* add update list show... */
 extern const struct ctl_cmd ctl_cmd_settings[];	/* get set */
+extern const struct ctl_cmd ctl_cmd_oauth2[];	/* add update list show... */
 
 /* health: GET /health. */
 int	 ctl_cmd_health(struct ctl *, const struct ctl_cmd *, int, char **);

@@ -31,6 +31,8 @@ enum imap_state {
 	IMAP_S_NOTAUTH,		/* reading commands */
 	IMAP_S_SASL,		/* AUTHENTICATE: waiting for the response */
 	IMAP_S_BUSY,		/* login in progress: input paused */
+	IMAP_S_STARTTLS,	/* OK sent, handshake pending: input dropped */
+	IMAP_S_CLOSING,		/* BYE sent: nothing more is read or done */
 	IMAP_S_RELAY,
 };
 
@@ -84,9 +86,41 @@ imap_start(struct sess *s)
 	    "\r\n", s->ip, s->idhex);
 }
 
+/* Drops whatever a login has in flight: the login check, the connection
+ * slot (taken or being taken), the upstream login, a delayed reply. */
+static void
+imap_abort_login(struct sess *s, struct imap *im)
+{
+	auth_cancel(im->auth);
+	im->auth = NULL;
+	if (im->slot_req != NULL) {
+		tok_req_cancel(im->slot_req);
+		im->slot_req = NULL;
+		/* The script runs anyway once sent; a ZREM on the same
+		 * connection runs after it, so the slot cannot leak. */
+		tok_conn_release(s->w->tok, s->account, s->idhex);
+	}
+	up_imap_free(&im->up);
+	up_target_free(&im->target);
+	if (s->slot_held) {
+		tok_conn_release(s->w->tok, s->account, s->idhex);
+		s->slot_held = false;
+	}
+	if (im->delay != NULL)
+		evtimer_del(im->delay);
+	free(im->delayed_reply);
+	im->delayed_reply = NULL;
+}
+
+/* The last words: after a BYE nothing more is parsed, answered or
+ * started, even if input is still buffered or a login is in flight. */
 static void
 imap_bye(struct sess *s, const char *text, const char *reason)
 {
+	struct imap *im = s->proto;
+
+	imap_abort_login(s, im);
+	im->state = IMAP_S_CLOSING;
 	sess_printf(s, "* BYE %s\r\n", text);
 	sess_close_after_flush(s, reason);
 }
@@ -143,6 +177,9 @@ cmd_starttls(struct sess *s, struct imap *im, const struct imap_cmd *c)
 		return;
 	}
 	sess_printf(s, "%s OK Begin TLS negotiation now\r\n", c->tag);
+	/* Stop parsing here: whatever follows in this read came in clear
+	 * and is dropped, never executed inside TLS (CVE-2011-0411). */
+	im->state = IMAP_S_STARTTLS;
 	sess_starttls(s);
 }
 
@@ -205,15 +242,16 @@ imap_up_done_cb(void *arg, enum up_fail fail, const char *why)
 		tok_account_set_state(s->w->tok, s->account,
 		    fail == UP_FAIL_AUTH ? "authenticationError" :
 		    "connectError", why);
+		/* why lives in im->up: format before freeing it. */
+		snprintf(text, sizeof(text), "NO [UNAVAILABLE] %s: %s",
+		    fail == UP_FAIL_AUTH ? "Upstream server rejected the login"
+		    : "Upstream server unavailable", why);
 		up_imap_free(&im->up);
 		up_target_free(&im->target);
 		tok_conn_release(s->w->tok, s->account, s->idhex);
 		s->slot_held = false;
 		free(s->account);
 		s->account = NULL;
-		snprintf(text, sizeof(text), "NO [UNAVAILABLE] %s: %s",
-		    fail == UP_FAIL_AUTH ? "Upstream server rejected the login"
-		    : "Upstream server unavailable", why);
 		imap_reply_later(s, im, false, text);
 		return;
 	}
@@ -264,12 +302,16 @@ imap_auth_cb(void *arg, struct auth_result *res)
 
 	im->auth = NULL;
 	if (res->verdict != AUTH_OK) {
+		char buf[200];
+
+		/* The account name is the client's text: sanitize it. */
 		sess_log(s, res->verdict == AUTH_TEMPFAIL ? LOG_LVL_WARN :
 		    LOG_LVL_INFO, "event=login result=%s account=%s "
 		    "reason=\"%s\"", auth_verdict_name(res->verdict),
-		    res->account, res->reason);
+		    str_sanitize(res->account, 100, buf, sizeof(buf)),
+		    res->reason);
 		imap_reply_later(s, im, res->verdict != AUTH_TEMPFAIL,
-		    auth_imap_text(res->verdict));
+		    auth_result_imap_text(res));
 		return;
 	}
 	s->account = xstrdup(res->account);
@@ -450,7 +492,12 @@ imap_read(struct sess *s)
 static void
 imap_tls_done(struct sess *s)
 {
-	(void)s;
+	struct imap *im = s->proto;
+
+	if (im->state != IMAP_S_STARTTLS)
+		return;
+	im->state = IMAP_S_NOTAUTH;
+	imap_process(s);
 }
 
 static void
@@ -472,13 +519,9 @@ imap_free(struct sess *s)
 
 	if (im == NULL)
 		return;
-	auth_cancel(im->auth);
-	tok_req_cancel(im->slot_req);
-	up_imap_free(&im->up);
-	up_target_free(&im->target);
+	imap_abort_login(s, im);
 	if (im->delay != NULL)
 		event_free(im->delay);
-	free(im->delayed_reply);
 	imap_parse_free(&im->parse);
 	free(im->tag);
 	free(im);

@@ -6,6 +6,7 @@
  * during a large FETCH holds at most that much in Postern.
  */
 #include <stdlib.h>
+#include <sys/uio.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -18,12 +19,35 @@
 #include "proxy/relay.h"
 #include "proxy/session.h"
 
+#define RELAY_PULL_CHUNK	(64 * 1024)	/* one readv */
+#define RELAY_PULL_MAX		(256 * 1024)	/* per read callback */
+
 struct relay {
 	struct sess		*s;
 	struct bufferevent	*up;
 	uint64_t		 in, out;
-	bool			 closing;
+	bool			 closing;	/* flushing "flush" then close */
+	struct bufferevent	*flush;
+	const char		*reason;	/* static text */
 };
+
+/* Stops relaying: nothing more is read from either side; the session
+ * closes once what is queued towards "to" has been written. */
+static void
+relay_stop(struct relay *r, struct bufferevent *to, const char *reason)
+{
+	struct bufferevent *other = to == r->up ? r->s->bev : r->up;
+
+	r->closing = true;
+	r->flush = to;
+	r->reason = reason;
+	bufferevent_disable(other, EV_READ | EV_WRITE);
+	bufferevent_disable(to, EV_READ);
+	bufferevent_setwatermark(to, EV_WRITE, 0, 0);
+	bufferevent_enable(to, EV_WRITE);
+	if (evbuffer_get_length(bufferevent_get_output(to)) == 0)
+		sess_close(r->s, reason);
+}
 
 static void
 relay_move(struct relay *r, struct bufferevent *from, struct bufferevent *to,
@@ -46,12 +70,68 @@ relay_move(struct relay *r, struct bufferevent *from, struct bufferevent *to,
 	}
 }
 
+/*
+ * libevent 2.1 reads a plain socket 4 KiB at a time (EVBUFFER_MAX_READ):
+ * a loop turn and five system calls per 4 KiB. When "from" is a plain
+ * socket, take what else it has now, in RELAY_PULL_CHUNK reads straight
+ * into the other side's output, up to RELAY_PULL_MAX per callback and
+ * while that output is under the high-water mark. EOF and errors are left
+ * for the bufferevent's own next read to report.
+ */
+static void
+relay_pull(struct relay *r, struct bufferevent *from, struct bufferevent *to,
+    uint64_t *count)
+{
+	struct evbuffer	*dst = bufferevent_get_output(to);
+	evutil_socket_t	 fd = bufferevent_getfd(from);
+	size_t		 got = 0;
+
+	if (fd < 0 || bufferevent_openssl_get_ssl(from) != NULL)
+		return;
+	while (got < RELAY_PULL_MAX && evbuffer_get_length(dst) <= RELAY_HWM) {
+		struct evbuffer_iovec	v[2];
+		struct iovec		iov[2];
+		size_t			room = 0;
+		ssize_t			n;
+		int			nv;
+
+		if ((nv = evbuffer_reserve_space(dst, RELAY_PULL_CHUNK, v,
+		    2)) <= 0)
+			break;
+		for (int i = 0; i < nv; i++) {
+			iov[i].iov_base = v[i].iov_base;
+			iov[i].iov_len = v[i].iov_len;
+			room += v[i].iov_len;
+		}
+		if ((n = readv(fd, iov, nv)) <= 0)
+			break;		/* uncommitted space is just unused */
+		if ((size_t)n <= v[0].iov_len) {
+			v[0].iov_len = (size_t)n;
+			nv = 1;
+		} else
+			v[1].iov_len = (size_t)n - v[0].iov_len;
+		evbuffer_commit_space(dst, v, nv);
+		got += (size_t)n;
+		if ((size_t)n < room)
+			break;		/* the socket is drained */
+	}
+	if (got == 0)
+		return;
+	*count += got;
+	r->s->last_active_ms = str_now_ms();
+	if (evbuffer_get_length(dst) > RELAY_HWM) {
+		bufferevent_disable(from, EV_READ);
+		bufferevent_setwatermark(to, EV_WRITE, RELAY_LWM, 0);
+	}
+}
+
 static void
 relay_client_read_cb(struct bufferevent *bev, void *arg)
 {
 	struct relay *r = arg;
 
 	relay_move(r, bev, r->up, &r->in);
+	relay_pull(r, bev, r->up, &r->in);
 }
 
 static void
@@ -60,6 +140,7 @@ relay_up_read_cb(struct bufferevent *bev, void *arg)
 	struct relay *r = arg;
 
 	relay_move(r, bev, r->s->bev, &r->out);
+	relay_pull(r, bev, r->s->bev, &r->out);
 }
 
 /* "to" drained below the low-water mark: let its peer read again. */
@@ -70,7 +151,8 @@ relay_client_write_cb(struct bufferevent *bev, void *arg)
 
 	(void)bev;
 	if (r->closing) {
-		sess_close(r->s, "upstream closed");
+		if (r->flush == r->s->bev)
+			sess_close(r->s, r->reason);
 		return;
 	}
 	bufferevent_setwatermark(r->s->bev, EV_WRITE, 0, 0);
@@ -84,7 +166,8 @@ relay_up_write_cb(struct bufferevent *bev, void *arg)
 
 	(void)bev;
 	if (r->closing) {
-		sess_close(r->s, "client closed");
+		if (r->flush == r->up)
+			sess_close(r->s, r->reason);
 		return;
 	}
 	bufferevent_setwatermark(r->up, EV_WRITE, 0, 0);
@@ -120,22 +203,22 @@ relay_side_gone(struct relay *r, struct bufferevent *gone,
 	char	 buf[256];
 	size_t	 pending;
 
+	if (r->closing) {
+		sess_close(r->s, r->reason);
+		return;
+	}
 	relay_move(r, gone, other, side[0] == 'u' ? &r->out : &r->in);
 	relay_reason(gone, what, side, buf, sizeof(buf));
 	pending = evbuffer_get_length(bufferevent_get_output(other));
-	if (pending == 0 || (what & BEV_EVENT_EOF) == 0 || r->closing) {
+	if (pending == 0 || (what & BEV_EVENT_EOF) == 0) {
 		sess_close(r->s, buf);
 		return;
 	}
-	r->closing = true;
-	bufferevent_disable(gone, EV_READ | EV_WRITE);
-	bufferevent_disable(other, EV_READ);
-	bufferevent_setwatermark(other, EV_WRITE, 0, 0);
-	bufferevent_enable(other, EV_WRITE);
 	if (other == r->s->bev)
-		sess_close_after_flush(r->s, "upstream closed");
-	/* client gone with bytes still queued upstream: relay_up_write_cb
-	 * closes once they are written. */
+		sess_close_after_flush(r->s, side[0] == 'u' ?
+		    "upstream closed" : "client closed");
+	else
+		relay_stop(r, other, "client closed");
 }
 
 static void
@@ -175,6 +258,13 @@ relay_new(struct sess *s, struct bufferevent *up)
 	relay_move(r, s->bev, up, &r->in);
 	relay_move(r, up, s->bev, &r->out);
 	return r;
+}
+
+void
+relay_finish(struct relay *r, const char *reason)
+{
+	if (!r->closing)
+		relay_stop(r, r->s->bev, reason);
 }
 
 void

@@ -18,6 +18,10 @@ struct relay;
 /* Takes ownership of up (freed with the relay). Installs its callbacks on
  * both bufferevents and moves any bytes already buffered on either side. */
 struct relay	*relay_new(struct sess *, struct bufferevent *up);
+/* Stops relaying in both directions (the upstream is not read any more,
+ * the client's input is dropped) and closes the session once the output
+ * queued for the client is written; reason is a static string. */
+void		 relay_finish(struct relay *, const char *reason);
 void		 relay_free(struct relay **);
 uint64_t	 relay_bytes_in(const struct relay *);	/* client -> up */
 uint64_t	 relay_bytes_out(const struct relay *);	/* up -> client */

@@ -31,6 +31,8 @@
 
 #define SESS_PRELOGIN_READ_MAX	(64 * 1024)
 #define SESS_FLUSH_CLOSE_MS	5000
+#define SESS_LINGER_MS		2000		/* lingering close bound */
+#define SESS_LINGER_MAX		(1024 * 1024)	/* bytes discarded at most */
 
 static void	sess_read_cb(struct bufferevent *, void *);
 static void	sess_write_cb(struct bufferevent *, void *);
@@ -47,6 +49,8 @@ struct sess_priv {
 	struct sess	 s;
 	int		 flags;
 	const char	*close_reason;
+	struct event	*linger_ev;
+	size_t		 linger_bytes;
 };
 
 static int
@@ -118,6 +122,11 @@ sess_login_timer_cb(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	sess_log(s, LOG_LVL_INFO, "event=login_timeout");
+	/* Without a finished handshake there is no channel for a BYE. */
+	if (s->tls && !s->tls_ready) {
+		sess_close(s, "login timeout during TLS handshake");
+		return;
+	}
 	s->ops->login_timeout(s);
 }
 
@@ -274,13 +283,77 @@ sess_read_cb(struct bufferevent *bev, void *arg)
 }
 
 static void
+sess_flush_timeout_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct sess *s = arg;
+
+	(void)fd;
+	(void)what;
+	sess_close(s, ((struct sess_priv *)s)->close_reason);
+}
+
+/* Reads and drops what the client still sends after our last words. */
+static void
+sess_linger_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct sess_priv	*p = arg;
+	char			 buf[16384];
+	ssize_t			 n;
+
+	(void)what;
+	if (p->s.closing)
+		return;
+	n = recv(fd, buf, sizeof(buf), 0);
+	if (n > 0) {
+		p->linger_bytes += (size_t)n;
+		if (p->linger_bytes > SESS_LINGER_MAX)
+			sess_close(&p->s, p->close_reason);
+		return;
+	}
+	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK ||
+	    errno == EINTR))
+		return;
+	sess_close(&p->s, p->close_reason);
+}
+
+/*
+ * Lingering close (Apache, nginx lingering_close): closing a socket with
+ * unread input makes the kernel send a RST, and a RST can make the client
+ * lose our last reply (a BYE after a too-long line or garbage) before it
+ * reads it. So: half-close our side once everything is written, discard
+ * the client's input until it closes too or a short bound passes.
+ */
+static void
+sess_linger(struct sess *s)
+{
+	struct sess_priv	*p = (struct sess_priv *)s;
+	struct timeval		 tv = { SESS_LINGER_MS / 1000,
+				    (SESS_LINGER_MS % 1000) * 1000 };
+
+	if (s->closing || p->linger_ev != NULL)
+		return;
+	sess_flags_set(s, SESS_F_FLUSHCLOSE, false);
+	bufferevent_disable(s->bev, EV_READ | EV_WRITE);
+	if (shutdown(s->fd, SHUT_WR) == -1) {
+		sess_close(s, p->close_reason);
+		return;
+	}
+	p->linger_ev = event_new(s->w->base, s->fd, EV_READ | EV_PERSIST,
+	    sess_linger_cb, p);
+	event_add(p->linger_ev, NULL);
+	evtimer_del(s->login_timer);
+	evtimer_assign(s->login_timer, s->w->base, sess_flush_timeout_cb, s);
+	evtimer_add(s->login_timer, &tv);
+}
+
+static void
 sess_write_cb(struct bufferevent *bev, void *arg)
 {
 	struct sess *s = arg;
 
 	(void)bev;
 	if (sess_flags_get(s) & SESS_F_FLUSHCLOSE) {
-		sess_close(s, ((struct sess_priv *)s)->close_reason);
+		sess_linger(s);
 		return;
 	}
 	if (sess_flags_get(s) & SESS_F_STARTTLS)
@@ -297,6 +370,7 @@ sess_event_cb(struct bufferevent *bev, short what, void *arg)
 		/* TLS handshake done (implicit TLS or after STARTTLS). */
 		SSL *ssl = bufferevent_openssl_get_ssl(bev);
 
+		s->tls_ready = true;
 		if (ssl != NULL)
 			sess_log(s, LOG_LVL_DEBUG, "event=tls version=%s "
 			    "cipher=%s", SSL_get_version(ssl),
@@ -346,29 +420,25 @@ sess_close(struct sess *s, const char *reason)
 	evtimer_add(s->free_ev, &tv);
 }
 
-static void
-sess_flush_timeout_cb(evutil_socket_t fd, short what, void *arg)
-{
-	struct sess *s = arg;
-
-	(void)fd;
-	(void)what;
-	sess_close(s, ((struct sess_priv *)s)->close_reason);
-}
-
 void
 sess_close_after_flush(struct sess *s, const char *reason)
 {
 	struct timeval tv;
 
-	if (s->closing)
+	if (s->closing || ((struct sess_priv *)s)->linger_ev != NULL)
 		return;
 	bufferevent_disable(s->bev, EV_READ);
+	((struct sess_priv *)s)->close_reason = reason;
+	/* After login the relay owns the callbacks: it stops reading the
+	 * upstream and closes once the client's output is written. */
+	if (s->relay != NULL)
+		relay_finish(s->relay, reason);
+	if (s->closing)
+		return;
 	if (evbuffer_get_length(bufferevent_get_output(s->bev)) == 0) {
-		sess_close(s, reason);
+		sess_linger(s);
 		return;
 	}
-	((struct sess_priv *)s)->close_reason = reason;
 	sess_flags_set(s, SESS_F_FLUSHCLOSE, true);
 	/* Bound: a client that never reads must not keep us. */
 	tv.tv_sec = SESS_FLUSH_CLOSE_MS / 1000;
@@ -405,6 +475,8 @@ sess_free_now(struct sess *s)
 		bufferevent_free(s->bev);
 	if (!s->bev_owns_fd)
 		close(s->fd);
+	if (((struct sess_priv *)s)->linger_ev != NULL)
+		event_free(((struct sess_priv *)s)->linger_ev);
 	event_free(s->free_ev);
 	event_free(s->login_timer);
 	free(s->account);

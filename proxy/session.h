@@ -43,6 +43,7 @@ struct sess {
 	int			 fd;
 	struct bufferevent	*bev;		/* client side */
 	bool			 tls;		/* TLS active on client side */
+	bool			 tls_ready;	/* its handshake is done */
 	bool			 bev_owns_fd;
 	char			 ip[64];	/* textual client address */
 	int			 port;

@@ -34,8 +34,16 @@ enum smtp_state {
 	SMTP_S_AUTH_USER,	/* AUTH LOGIN: waiting for the user name */
 	SMTP_S_AUTH_PASS,	/* AUTH LOGIN: waiting for the password */
 	SMTP_S_BUSY,		/* waiting for Redis or the upstream */
+	SMTP_S_TLS,		/* STARTTLS: waiting for the handshake */
 	SMTP_S_DATA,		/* streaming the message */
 	SMTP_S_DATA_END,	/* waiting for the upstream's final reply */
+};
+
+/* The reply owed to the client once an upstream RSET is done. */
+enum smtp_after {
+	SMTP_AFTER_RSET,
+	SMTP_AFTER_EHLO,
+	SMTP_AFTER_HELO,
 };
 
 struct smtp {
@@ -46,6 +54,8 @@ struct smtp {
 	bool			 mail;		/* MAIL accepted upstream */
 	bool			 smtputf8;	/* MAIL had SMTPUTF8 */
 	int			 rcpts;		/* RCPTs accepted upstream */
+	bool			 rcpt_tried;	/* any RCPT in this transaction */
+	enum smtp_after		 after_rset;
 	int			 auth_failures;
 	int			 bad_commands;
 	char			*login_user;	/* AUTH LOGIN step 1 */
@@ -69,6 +79,7 @@ struct smtp {
 static char	smtp_hostname[256];
 
 static void	smtp_process(struct sess *);
+static void	smtp_up_rset(struct sess *, struct smtp *, enum smtp_after);
 
 static void
 smtp_cmd_timer_arm(struct sess *s, struct smtp *sm)
@@ -80,6 +91,15 @@ smtp_cmd_timer_arm(struct sess *s, struct smtp *sm)
 	tv.tv_sec = s->pcfg->command_timeout_ms / 1000;
 	tv.tv_usec = (s->pcfg->command_timeout_ms % 1000) * 1000;
 	evtimer_add(sm->cmd_timer, &tv);
+}
+
+/* Forgets the transaction (RFC 5321 4.1.1.5, 4.1.1.4). */
+static void
+smtp_tx_reset(struct smtp *sm)
+{
+	sm->mail = false;
+	sm->rcpts = 0;
+	sm->rcpt_tried = false;
 }
 
 static void
@@ -138,16 +158,8 @@ smtp_need_tls(const struct sess *s)
 }
 
 static void
-cmd_ehlo(struct sess *s, struct smtp *sm, const struct smtp_cmd *c)
+smtp_ehlo_reply(struct sess *s, struct smtp *sm, bool ehlo)
 {
-	bool ehlo = strcmp(c->verb, "EHLO") == 0;
-
-	if (c->args[0] == '\0') {
-		smtp_bad(s, sm, ehlo ? "501 5.5.4 Syntax: EHLO hostname" :
-		    "501 5.5.4 Syntax: HELO hostname");
-		return;
-	}
-	sm->ehlo = true;
 	if (!ehlo) {
 		sess_printf(s, "250 %s\r\n", smtp_hostname);
 		return;
@@ -160,6 +172,28 @@ cmd_ehlo(struct sess *s, struct smtp *sm, const struct smtp_cmd *c)
 	if (!sm->authed && !smtp_need_tls(s))
 		sess_printf(s, "250-AUTH PLAIN LOGIN\r\n");
 	sess_printf(s, "250 ENHANCEDSTATUSCODES\r\n");
+}
+
+static void
+cmd_ehlo(struct sess *s, struct smtp *sm, const struct smtp_cmd *c)
+{
+	bool ehlo = strcmp(c->verb, "EHLO") == 0;
+
+	if (c->args[0] == '\0') {
+		smtp_bad(s, sm, ehlo ? "501 5.5.4 Syntax: EHLO hostname" :
+		    "501 5.5.4 Syntax: HELO hostname");
+		return;
+	}
+	sm->ehlo = true;
+	if (sm->mail) {
+		/* RFC 5321 4.1.4: EHLO/HELO in a transaction resets it as
+		 * RSET does, here and upstream, or the recipients given so
+		 * far would get the next message. */
+		smtp_tx_reset(sm);
+		smtp_up_rset(s, sm, ehlo ? SMTP_AFTER_EHLO : SMTP_AFTER_HELO);
+		return;
+	}
+	smtp_ehlo_reply(s, sm, ehlo);
 }
 
 static void
@@ -176,8 +210,11 @@ cmd_starttls(struct sess *s, struct smtp *sm, const struct smtp_cmd *c)
 	}
 	smtp_reply(s, "220 2.0.0 Ready to start TLS");
 	/* RFC 3207 4.2: forget everything learnt before TLS. sess_starttls
-	 * drops what the client pipelined after STARTTLS (CVE-2011-0411). */
+	 * drops what the client pipelined after STARTTLS (CVE-2011-0411);
+	 * until the handshake is done no buffered command may run, or a
+	 * pipelined one would be answered in clear before the switch. */
 	sm->ehlo = false;
+	sm->state = SMTP_S_TLS;
 	smtp_parse_reset(sm->parse);
 	sess_starttls(s);
 }
@@ -384,8 +421,7 @@ smtp_up_lost(struct sess *s, struct smtp *sm, const char *line,
 	    "reason=\"%s\"", s->account, why != NULL ? why : "");
 	up_smtp_free(&sm->up);
 	sm->up_ready = false;
-	sm->mail = false;
-	sm->rcpts = 0;
+	smtp_tx_reset(sm);
 	smtp_reply(s, line);
 }
 
@@ -430,10 +466,11 @@ smtp_up_done_cb(void *arg, enum up_fail fail, const char *why)
 		tok_account_set_state(s->w->tok, s->account,
 		    fail == UP_FAIL_AUTH ? "authenticationError" :
 		    "connectError", why);
-		up_smtp_free(&sm->up);
+		/* why lives in sm->up: use it before freeing that. */
 		snprintf(line, sizeof(line), "454 4.7.0 %s: %s",
 		    fail == UP_FAIL_AUTH ? "Upstream server rejected the login"
 		    : "Upstream server unavailable", why);
+		up_smtp_free(&sm->up);
 		free(sm->pending_line);
 		sm->pending_line = NULL;
 		smtp_reply(s, line);
@@ -534,6 +571,7 @@ cmd_rcpt(struct sess *s, struct smtp *sm, const struct smtp_cmd *c)
 		smtp_bad(s, sm, err);
 		return;
 	}
+	sm->rcpt_tried = true;
 	sm->state = SMTP_S_BUSY;
 	sess_read_enable(s, false);
 	line = xasprintf("RCPT %s", c->args);
@@ -565,8 +603,7 @@ smtp_end_reply_cb(void *arg, enum up_fail fail, const struct up_smtp_resp *r,
 	struct sess	*s = arg;
 	struct smtp	*sm = s->proto;
 
-	sm->mail = false;
-	sm->rcpts = 0;
+	smtp_tx_reset(sm);
 	if (fail != UP_OK) {
 		/* Never confirmed upstream: the message is not sent. */
 		smtp_up_lost(s, sm, "451 4.4.2 Upstream connection lost during "
@@ -615,8 +652,7 @@ smtp_data_feed(struct sess *s, struct smtp *sm)
 		up_smtp_free(&sm->up);
 		smtp_sent_free(&sm->sent);
 		sm->up_ready = false;
-		sm->mail = false;
-		sm->rcpts = 0;
+		smtp_tx_reset(sm);
 		smtp_reply(s, "552 5.3.4 Message size exceeds fixed maximum "
 		    "message size");
 		smtp_resume(s, sm);
@@ -673,6 +709,12 @@ cmd_data(struct sess *s, struct smtp *sm, const struct smtp_cmd *c)
 		smtp_bad(s, sm, "503 5.5.1 Error: need MAIL command");
 		return;
 	}
+	/* RFC 5321 3.3: no RCPT yet is a bad sequence (503); RCPTs that
+	 * were all refused are "no valid recipients" (554), as Postfix. */
+	if (!sm->rcpt_tried) {
+		smtp_bad(s, sm, "503 5.5.1 Error: need RCPT command");
+		return;
+	}
 	if (sm->rcpts == 0) {
 		smtp_bad(s, sm, "554 5.5.1 Error: no valid recipients");
 		return;
@@ -683,6 +725,15 @@ cmd_data(struct sess *s, struct smtp *sm, const struct smtp_cmd *c)
 		smtp_up_lost(s, sm, "451 4.3.0 Internal error", "data_begin");
 		smtp_resume(s, sm);
 	}
+}
+
+static void
+smtp_after_rset(struct sess *s, struct smtp *sm)
+{
+	if (sm->after_rset == SMTP_AFTER_RSET)
+		smtp_reply(s, "250 2.0.0 Ok");
+	else
+		smtp_ehlo_reply(s, sm, sm->after_rset == SMTP_AFTER_EHLO);
 }
 
 static void
@@ -701,16 +752,15 @@ smtp_rset_reply_cb(void *arg, enum up_fail fail, const struct up_smtp_resp *r,
 		sess_log(s, LOG_LVL_DEBUG, "event=upstream_rset_fail "
 		    "reason=\"%s\"", why);
 	}
-	smtp_reply(s, "250 2.0.0 Ok");
+	smtp_after_rset(s, sm);
 	smtp_resume(s, sm);
 }
 
+/* Resets the upstream transaction too, then replies (after_rset). */
 static void
-cmd_rset(struct sess *s, struct smtp *sm, const struct smtp_cmd *c)
+smtp_up_rset(struct sess *s, struct smtp *sm, enum smtp_after after)
 {
-	(void)c;
-	sm->mail = false;
-	sm->rcpts = 0;
+	sm->after_rset = after;
 	if (sm->up != NULL && sm->up_ready) {
 		sm->state = SMTP_S_BUSY;
 		sess_read_enable(s, false);
@@ -721,7 +771,15 @@ cmd_rset(struct sess *s, struct smtp *sm, const struct smtp_cmd *c)
 		sm->state = SMTP_S_CMD;
 		sess_read_enable(s, true);
 	}
-	smtp_reply(s, "250 2.0.0 Ok");
+	smtp_after_rset(s, sm);
+}
+
+static void
+cmd_rset(struct sess *s, struct smtp *sm, const struct smtp_cmd *c)
+{
+	(void)c;
+	smtp_tx_reset(sm);
+	smtp_up_rset(s, sm, SMTP_AFTER_RSET);
 }
 
 static void
@@ -804,6 +862,7 @@ smtp_process(struct sess *s)
 			smtp_data_feed(s, sm);
 			return;
 		case SMTP_S_BUSY:
+		case SMTP_S_TLS:
 		case SMTP_S_DATA_END:
 			return;
 		case SMTP_S_AUTH_PLAIN:
@@ -848,7 +907,13 @@ smtp_read(struct sess *s)
 static void
 smtp_tls_done(struct sess *s)
 {
-	(void)s;
+	struct smtp *sm = s->proto;
+
+	/* Implicit TLS, or the end of the STARTTLS handshake. */
+	if (sm->state != SMTP_S_TLS)
+		return;
+	sm->state = SMTP_S_CMD;
+	smtp_process(s);
 }
 
 static void

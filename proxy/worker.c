@@ -15,6 +15,7 @@
 #include <event2/listener.h>
 #include <openssl/ssl.h>
 
+#include "auth/auth_oauth.h"
 #include "auth/token.h"
 #include "common/cfg.h"
 #include "common/log.h"
@@ -30,6 +31,7 @@
 #include "proxy/worker.h"
 #include "tokenstore/tok.h"
 #include "tokenstore/tok_conn.h"
+#include "tokenstore/tok_store.h"
 #include "upstream/up_sasl.h"
 
 #define WORKER_SWEEP_MS		10000
@@ -134,20 +136,25 @@ worker_sweep_cb(evutil_socket_t fd, short what, void *arg)
 		worker_last_refresh = now;
 }
 
-/* A token was revoked (admin API publishes its id): end its sessions if
- * the operator asked for that. */
+/* A revocation waiting for the revokeClosesSessions setting. */
+struct worker_revoke {
+	TAILQ_ENTRY(worker_revoke) entry;
+	struct worker		*w;
+	struct tok_req		*req;
+	char			 token_id[TOKEN_HEX_LEN + 1];
+};
+static TAILQ_HEAD(, worker_revoke) worker_revokes =
+    TAILQ_HEAD_INITIALIZER(worker_revokes);
+
 static void
-worker_revoke_cb(void *arg, const char *payload, size_t len)
+worker_revoke_close(struct worker *w, const char *token_id)
 {
-	struct worker	*w = arg;
 	struct sess	*s, *next;
 
-	if (len != TOKEN_HEX_LEN)
-		return;
 	for (s = TAILQ_FIRST(&w->sessions); s != NULL; s = next) {
 		next = TAILQ_NEXT(s, entry);
 		if (!s->closing && s->account != NULL &&
-		    memcmp(s->token_id, payload, len) == 0) {
+		    memcmp(s->token_id, token_id, TOKEN_HEX_LEN) == 0) {
 			sess_log(s, LOG_LVL_INFO, "event=revoked account=%s",
 			    s->account);
 			sess_printf(s, "%s", s->ops->name[0] == 'i' ?
@@ -156,6 +163,53 @@ worker_revoke_cb(void *arg, const char *payload, size_t len)
 			sess_close_after_flush(s, "token revoked");
 		}
 	}
+}
+
+/* The revokeClosesSessions setting decides; its default, and the answer
+ * when Redis cannot say, is [postern] revoke_closes_sessions. */
+static void
+worker_revoke_settings_cb(void *arg, int rc, const cJSON *settings)
+{
+	struct worker_revoke	*wr = arg;
+	const cJSON		*v = NULL;
+	bool			 close = wr->w->cfg->revoke_closes_sessions;
+
+	if (rc > 0)
+		v = cJSON_GetObjectItemCaseSensitive(settings,
+		    "revokeClosesSessions");
+	if (cJSON_IsBool(v))
+		close = cJSON_IsTrue(v);
+	TAILQ_REMOVE(&worker_revokes, wr, entry);
+	log_info("event=revoke token=%s close_sessions=%s", wr->token_id,
+	    close ? "yes" : "no");
+	if (close)
+		worker_revoke_close(wr->w, wr->token_id);
+	free(wr);
+}
+
+/* A token was revoked (the admin API publishes its id): end its sessions
+ * if the operator asked for that. */
+static void
+worker_revoke_cb(void *arg, const char *payload, size_t len)
+{
+	struct worker		*w = arg;
+	struct worker_revoke	*wr;
+	struct sess		*s;
+	bool			 used = false;
+
+	if (len != TOKEN_HEX_LEN)
+		return;
+	TAILQ_FOREACH(s, &w->sessions, entry)
+		if (!s->closing && s->account != NULL &&
+		    memcmp(s->token_id, payload, len) == 0)
+			used = true;
+	if (!used)
+		return;
+	wr = xcalloc(1, sizeof(*wr));
+	wr->w = w;
+	memcpy(wr->token_id, payload, len);
+	TAILQ_INSERT_TAIL(&worker_revokes, wr, entry);
+	wr->req = tok_settings_get(w->tok, worker_revoke_settings_cb, wr);
 }
 
 void
@@ -263,6 +317,7 @@ int
 worker_main(struct cfg *cfg, int index)
 {
 	struct worker	 wk, *w = &wk;
+	struct worker_revoke *wr;
 	char		 err[512];
 	struct timeval	 tv = { WORKER_SWEEP_MS / 1000, 0 };
 	int		 rc = 1;
@@ -288,6 +343,9 @@ worker_main(struct cfg *cfg, int index)
 	/* libsasl2 loads its plugins here, not lazily inside the loop. */
 	if (up_sasl_init(err, sizeof(err)) == -1)
 		fatalx("event=fatal reason=\"%s\"", err);
+	/* OAuth2 token refreshes: this worker's curl multi on its loop. */
+	if (auth_oauth_init(w->base, w->tok, cfg, err, sizeof(err)) == -1)
+		fatalx("event=fatal reason=\"%s\"", err);
 	w->up.base = w->base;
 	if (cfg->up_dns_server != NULL) {
 		w->up.dns = evdns_base_new(w->base, 0);
@@ -307,9 +365,10 @@ worker_main(struct cfg *cfg, int index)
 		fatalx("event=fatal reason=\"%s\"", err);
 	if (worker_listen(w, &cfg->smtp, &smtp_ops, err, sizeof(err)) == -1)
 		fatalx("event=fatal reason=\"%s\"", err);
+	/* Always listen: the revokeClosesSessions setting can turn closing
+	 * on at run time whatever the configuration says. */
 	tok_subscribe(w->tok, "revoke", worker_revoke_cb, w);
-	if (cfg->revoke_closes_sessions)
-		tok_subscribe_start(w->tok);
+	tok_subscribe_start(w->tok);
 	w->sweep = event_new(w->base, -1, EV_PERSIST, worker_sweep_cb, w);
 	evtimer_add(w->sweep, &tv);
 	w->sig_term = evsignal_new(w->base, SIGTERM, worker_term_cb, w);
@@ -325,7 +384,13 @@ worker_main(struct cfg *cfg, int index)
 
 	while (!TAILQ_EMPTY(&w->sessions))
 		sess_free_now(TAILQ_FIRST(&w->sessions));
+	while ((wr = TAILQ_FIRST(&worker_revokes)) != NULL) {
+		TAILQ_REMOVE(&worker_revokes, wr, entry);
+		tok_req_cancel(wr->req);
+		free(wr);
+	}
 	smtp_sent_shutdown();
+	auth_oauth_shutdown();
 	worker_close_listeners(w);
 	event_free(w->sweep);
 	if (w->drain_timer != NULL)

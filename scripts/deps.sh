@@ -9,10 +9,13 @@ BUILD="gcc make pkg-config libevent-dev libhiredis-dev libcurl4-openssl-dev
 TEST="python3 curl dovecot-core dovecot-imapd dovecot-lmtpd dovecot-submissiond
  postfix swaks offlineimap3 isync libnet-ssleay-perl libio-socket-ssl-perl
  clang libclang-rt-14-dev"
+# make bench: the servers it starts (bench/README.md) and nginx's mail proxy.
+BENCH="python3 dovecot-core dovecot-imapd postfix nginx libnginx-mod-mail"
 
 want="$BUILD"
 case "${1:-}" in
 test) want="$BUILD $TEST" ;;
+bench) want="$BUILD $BENCH" ;;
 esac
 
 missing=()

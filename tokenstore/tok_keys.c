@@ -68,3 +68,27 @@ tok_key_channel(const char *prefix, const char *channel)
 {
 	return xasprintf("%s%s", prefix, channel);
 }
+
+char *
+tok_key_oauth_apps(const char *prefix)
+{
+	return xasprintf("%soauth2:apps", prefix);
+}
+
+char *
+tok_key_oauth_app(const char *prefix, const char *app)
+{
+	return xasprintf("%soauth2:app:%s", prefix, app);
+}
+
+char *
+tok_key_oauth_token(const char *prefix, const char *account)
+{
+	return xasprintf("%soauth2:token:%s", prefix, account);
+}
+
+char *
+tok_key_oauth_lock(const char *prefix, const char *account)
+{
+	return xasprintf("%soauth2:lock:%s", prefix, account);
+}

@@ -43,5 +43,11 @@ char	*tok_key_accounts(const char *prefix);			  /* P accounts */
 char	*tok_key_settings(const char *prefix);			  /* P settings */
 char	*tok_key_conn(const char *prefix, const char *account);  /* P conn:<a> */
 char	*tok_key_channel(const char *prefix, const char *channel);
+/* OAuth2 (tokenstore/tok_oauth.c): applications and per-account token
+ * cache and refresh lock. App ids use the account id charset. */
+char	*tok_key_oauth_apps(const char *prefix);		  /* P oauth2:apps */
+char	*tok_key_oauth_app(const char *prefix, const char *app); /* P oauth2:app:<id> */
+char	*tok_key_oauth_token(const char *prefix, const char *account);
+char	*tok_key_oauth_lock(const char *prefix, const char *account);
 
 #endif

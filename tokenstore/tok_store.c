@@ -1158,7 +1158,7 @@ revoke_all_step(struct tok_op *op, const redisReply *r)
 	size_t		 extra = 0;
 
 	if (op->del_account)
-		n += 2;
+		n += 3;
 	if (!tx_ok(op, r, n)) {
 		op_done(op, -1);
 		return;
@@ -1212,6 +1212,9 @@ revoke_ids_step(struct tok_op *op, const redisReply *r)
 		cmd_key(op, "DEL", tok_key_account(op->prefix, op->account));
 		cmd_key_member(op, "ZREM", tok_key_accounts(op->prefix),
 		    op->account);
+		/* Its OAuth2 token cache (sealed tokens) goes with it. */
+		cmd_key(op, "DEL", tok_key_oauth_token(op->prefix,
+		    op->account));
 	}
 	for (size_t i = 0; i < op->nids; i++)
 		tx_publish_revoke(op, op->ids[i]);

@@ -49,6 +49,7 @@ up_target_dup(const struct up_target *t)
 	c->user = dup_or_null(t->user);
 	c->secret = dup_or_null(t->secret);
 	c->oauth_mech = dup_or_null(t->oauth_mech);
+	c->renew_key = dup_or_null(t->renew_key);
 	return c;
 }
 
@@ -67,5 +68,6 @@ up_target_free(struct up_target **tp)
 	free(t->host);
 	free(t->user);
 	free(t->oauth_mech);
+	free(t->renew_key);
 	free(t);
 }

@@ -33,6 +33,22 @@ enum up_cred {
 	UP_CRED_OAUTH2,		/* user + secret = access token */
 };
 
+/*
+ * OAuth2: how an upstream login gets a fresh access token after the server
+ * refused one that looked valid (revoked early, clock skew). Provided by the
+ * token manager (auth/auth_oauth.c), so upstream/ stays below auth/. start
+ * asks for a token other than stale for key (the account id) and calls cb
+ * exactly once, never from inside start, with the token (valid during the
+ * call only) or NULL and a secret-free reason; it returns a handle that
+ * cancel takes until then (cb is not called after cancel).
+ */
+typedef void up_renew_cb(void *arg, const char *token, const char *why);
+struct up_renew_ops {
+	void	*(*start)(const char *key, const char *stale, up_renew_cb *cb,
+		    void *arg);
+	void	 (*cancel)(void *handle);
+};
+
 struct up_target {
 	char		*host;
 	int		 port;
@@ -42,6 +58,8 @@ struct up_target {
 	char		*user;
 	char		*secret;	/* wiped by up_target_free */
 	char		*oauth_mech;	/* "XOAUTH2"/"OAUTHBEARER"/NULL = auto */
+	const struct up_renew_ops *renew;	/* OAuth2: NULL = no retry */
+	char		*renew_key;	/* for renew->start: the account */
 	long long	 connect_timeout_ms;
 	long long	 login_timeout_ms;	/* whole connect+login budget */
 };

@@ -13,6 +13,7 @@
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/event.h>
+#include <openssl/crypto.h>
 
 #include "common/log.h"
 #include "common/str.h"
@@ -34,6 +35,7 @@ enum imap_state {
 	IS_CAPA_TLS,		/* first CAPABILITY inside TLS */
 	IS_AUTH,		/* AUTHENTICATE exchange */
 	IS_LOGIN,		/* LOGIN with literals */
+	IS_RENEW,		/* OAuth2 token refused: getting another */
 	IS_CAPA_POST,
 	IS_DONE,
 	IS_FAILED,
@@ -55,6 +57,9 @@ struct up_imap {
 	struct up_sasl		*sasl;
 	bool			 ir_pending;	/* no SASL-IR: wait for "+" */
 	int			 login_step;	/* literals sent so far */
+	char			*auth_caps;	/* what start_auth chose from */
+	void			*renew;		/* renew handle (up.h) */
+	bool			 renewed;	/* one retry per login */
 	char			 mech[32];
 	char			 bye[256];
 	char			 why[320];
@@ -80,6 +85,10 @@ finish(struct up_imap *up, enum up_fail fail, const char *fmt, ...)
 		return;
 	up->state = fail == UP_OK ? IS_DONE : IS_FAILED;
 	evtimer_del(up->timer);
+	if (up->renew != NULL) {
+		up->t->renew->cancel(up->renew);
+		up->renew = NULL;
+	}
 	if (up->bev != NULL) {
 		bufferevent_disable(up->bev, EV_READ | EV_WRITE);
 		bufferevent_setcb(up->bev, NULL, NULL, NULL, NULL);
@@ -247,6 +256,8 @@ start_auth(struct up_imap *up)
 	rc = up_sasl_new(up->t, "imap", mechs, up_conn_is_tls(up->conn),
 	    &up->sasl, err, sizeof(err));
 	free(mechs);
+	free(up->auth_caps);
+	up->auth_caps = xstrdup(up->caps);
 	/* Only capabilities sent from here on describe the logged-in
 	 * session (RFC 9051 section 6.2.2: they may change at login). */
 	set_caps(up, NULL);
@@ -316,6 +327,56 @@ auth_failed(struct up_imap *up, const struct up_resp *r)
 		finish(up, UP_FAIL_AUTH, "%s (%s: %s)", buf, up->mech, oe);
 	else
 		finish(up, UP_FAIL_AUTH, "%s", buf);
+	return 1;
+}
+
+static void
+renew_cb(void *arg, const char *token, const char *why)
+{
+	struct up_imap	*up = arg;
+	char		 first[sizeof(up->why)];
+
+	up->renew = NULL;
+	if (token == NULL) {
+		/* finish() formats into up->why: copy the first refusal. */
+		snprintf(first, sizeof(first), "%s", up->why);
+		finish(up, UP_FAIL_AUTH, "%s; no new OAuth2 token: %s", first,
+		    why);
+		return;
+	}
+	OPENSSL_cleanse(up->t->secret, strlen(up->t->secret));
+	free(up->t->secret);
+	up->t->secret = xstrdup(token);
+	set_caps(up, xstrdup(up->auth_caps));
+	start_auth(up);
+}
+
+/*
+ * OAuth2: the upstream refused an access token that looked valid (revoked,
+ * or expired before its stated time): get another once and AUTHENTICATE
+ * again on this connection, which a failed AUTHENTICATE leaves in the
+ * not-authenticated state (RFC 9051 6.3.3). Returns 1 if a retry started.
+ */
+static int
+renew_start(struct up_imap *up, const struct up_resp *r)
+{
+	const char	*oe = up_sasl_oauth_error(up->sasl);
+	char		 buf[200];
+
+	if (up->t->cred != UP_CRED_OAUTH2 || up->t->renew == NULL ||
+	    up->renewed || up->state != IS_AUTH)
+		return 0;
+	up->renewed = true;
+	peer_text(r->resp_text, buf, sizeof(buf));
+	if (oe != NULL)
+		snprintf(up->why, sizeof(up->why), "%s (%s: %s)", buf, up->mech,
+		    oe);
+	else
+		snprintf(up->why, sizeof(up->why), "%s", buf);
+	up_sasl_free(&up->sasl);
+	up->state = IS_RENEW;
+	up->renew = up->t->renew->start(up->t->renew_key, up->t->secret,
+	    renew_cb, up);
 	return 1;
 }
 
@@ -407,6 +468,8 @@ on_tagged(struct up_imap *up, const struct up_resp *r)
 	case IS_LOGIN:
 		if (r->status == UP_RESP_OK)
 			return auth_ok(up, r);
+		if (renew_start(up, r))
+			return 1;
 		return auth_failed(up, r);
 	default:
 		finish(up, UP_FAIL_PROTOCOL, "unexpected tagged response");
@@ -548,6 +611,7 @@ timer_cb(evutil_socket_t fd, short what, void *arg)
 		[IS_CAPA_TLS] = "CAPABILITY",
 		[IS_AUTH] = "AUTHENTICATE",
 		[IS_LOGIN] = "LOGIN",
+		[IS_RENEW] = "a new OAuth2 access token",
 		[IS_CAPA_POST] = "CAPABILITY",
 		[IS_DONE] = "-",
 		[IS_FAILED] = "-",
@@ -617,6 +681,9 @@ up_imap_free(struct up_imap **upp)
 		return;
 	*upp = NULL;
 	up_conn_free(&up->conn);	/* the bufferevent too, unless stolen */
+	if (up->renew != NULL)
+		up->t->renew->cancel(up->renew);
+	free(up->auth_caps);
 	up_sasl_free(&up->sasl);
 	up_resp_reader_free(&up->rd);
 	if (up->timer != NULL)

@@ -285,13 +285,17 @@ up_sasl_new(const struct up_target *t, const char *service,
 	}
 	s = xcalloc(1, sizeof(*s));
 	if (t->cred == UP_CRED_OAUTH2) {
-		const char *m = t->oauth_mech;
+		const char *m = t->oauth_mech, *other;
 
+		/* The preferred one (the provider's, else XOAUTH2, which
+		 * Google and Microsoft document), else the other, among those
+		 * the server advertises. */
 		if (m == NULL || *m == '\0')
-			m = up_resp_cap_has(server_mechs, "XOAUTH2") ?
-			    "XOAUTH2" :
-			    up_resp_cap_has(server_mechs, "OAUTHBEARER") ?
-			    "OAUTHBEARER" : NULL;
+			m = "XOAUTH2";
+		other = strcasecmp(m, "XOAUTH2") == 0 ? "OAUTHBEARER" :
+		    "XOAUTH2";
+		if (!up_resp_cap_has(server_mechs, m))
+			m = up_resp_cap_has(server_mechs, other) ? other : NULL;
 		if (m == NULL) {
 			up_sasl_free(&s);
 			return 0;

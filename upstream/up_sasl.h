@@ -26,8 +26,8 @@ void	 up_sasl_done(void);
  * AUTH=, space-separated, may be empty) and computes the initial response.
  * Passwords: the first of SCRAM-SHA-512/384/256/224/1, PLAIN, CRAM-MD5,
  * LOGIN that both sides have (CRAM-MD5 before PLAIN when tls is false).
- * OAuth2: t->oauth_mech if set, else XOAUTH2, else OAUTHBEARER, if
- * advertised. service is the GSSAPI-style name ("imap", "smtp").
+ * OAuth2: t->oauth_mech (default XOAUTH2) if advertised, else the other
+ * of XOAUTH2 and OAUTHBEARER if advertised. service is the GSSAPI-style name ("imap", "smtp").
  * Returns 1 with *sp set; 0 if nothing fits (a password may still go by the
  * protocol's own LOGIN); -1 on a local error (err set, never secret).
  */

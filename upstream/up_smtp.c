@@ -18,6 +18,7 @@
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/util.h>
+#include <openssl/crypto.h>
 
 #include "common/log.h"
 #include "common/str.h"
@@ -39,6 +40,7 @@ enum smtp_state {
 	SS_TLS,		/* handshake in up_conn */
 	SS_EHLO_TLS,
 	SS_AUTH,
+	SS_RENEW,	/* OAuth2 token refused: getting another */
 	SS_LOGIN_FAILED,
 	SS_READY,	/* requests may be in flight */
 	SS_DATA,	/* after 354, before up_smtp_data_end */
@@ -84,6 +86,8 @@ struct up_smtp {
 	struct up_sasl		*sasl;
 	bool			 ir_pending;	/* initial response after 334 */
 	char			 mech[32];
+	void			*renew;		/* renew handle (up.h) */
+	bool			 renewed;	/* one retry per login */
 
 	TAILQ_HEAD(, req)	 reqs;
 	int			 inflight;	/* sent, not answered */
@@ -142,6 +146,10 @@ finish(struct up_smtp *up, enum up_fail fail, const char *fmt, ...)
 	if (up->state >= SS_LOGIN_FAILED)
 		return;
 	evtimer_del(up->timer);
+	if (up->renew != NULL) {
+		up->t->renew->cancel(up->renew);
+		up->renew = NULL;
+	}
 	if (fmt != NULL) {
 		va_start(ap, fmt);
 		vsnprintf(up->why, sizeof(up->why), fmt, ap);
@@ -323,6 +331,54 @@ start_auth(struct up_smtp *up)
 }
 
 static void
+renew_cb(void *arg, const char *token, const char *why)
+{
+	struct up_smtp	*up = arg;
+	char		 first[sizeof(up->why)];
+
+	up->renew = NULL;
+	if (token == NULL) {
+		/* finish() formats into up->why: copy the first refusal. */
+		snprintf(first, sizeof(first), "%s", up->why);
+		up->quit_on_fail = true;
+		finish(up, UP_FAIL_AUTH, "%s; no new OAuth2 token: %s", first,
+		    why);
+		return;		/* up may be gone */
+	}
+	OPENSSL_cleanse(up->t->secret, strlen(up->t->secret));
+	free(up->t->secret);
+	up->t->secret = xstrdup(token);
+	start_auth(up);
+}
+
+/*
+ * OAuth2: the upstream refused (5xx) an access token that looked valid:
+ * get another once and AUTH again on this connection, which RFC 4954
+ * section 4 leaves unauthenticated after a failed AUTH. Returns true if a
+ * retry started; text is the refusal, kept for the final reason.
+ */
+static bool
+renew_start(struct up_smtp *up, const char *text)
+{
+	size_t n;
+
+	if (up->t->cred != UP_CRED_OAUTH2 || up->t->renew == NULL ||
+	    up->renewed)
+		return false;
+	up->renewed = true;
+	n = strlen(text);
+	if (n >= sizeof(up->why))
+		n = sizeof(up->why) - 1;
+	memcpy(up->why, text, n);
+	up->why[n] = '\0';
+	up_sasl_free(&up->sasl);
+	up->state = SS_RENEW;
+	up->renew = up->t->renew->start(up->t->renew_key, up->t->secret,
+	    renew_cb, up);
+	return true;
+}
+
+static void
 auth_reply(struct up_smtp *up, const struct up_smtp_resp *r)
 {
 	const char	*resp, *oe;
@@ -356,6 +412,15 @@ auth_reply(struct up_smtp *up, const struct up_smtp_resp *r)
 	}
 	oe = up->sasl != NULL ? up_sasl_oauth_error(up->sasl) : NULL;
 	reply_text(r, buf, sizeof(buf));
+	if (r->code >= 500) {
+		char refusal[1024];
+
+		snprintf(refusal, sizeof(refusal), "AUTH %s refused: %s%s%s%s",
+		    up->mech, buf, oe != NULL ? " (" : "", oe != NULL ? oe : "",
+		    oe != NULL ? ")" : "");
+		if (renew_start(up, refusal))
+			return;
+	}
 	/* 4xx (454 4.7.0 temporary failure) is no verdict on the
 	 * credentials: the client must not get a permanent 535. */
 	finish(up, r->code >= 500 ? UP_FAIL_AUTH : UP_FAIL_CONNECT,
@@ -950,6 +1015,9 @@ up_smtp_free(struct up_smtp **upp)
 		TAILQ_REMOVE(&up->reqs, req, entry);
 		free_req(req);
 	}
+	if (up->renew != NULL)
+		up->t->renew->cancel(up->renew);
+	up->renew = NULL;
 	up_sasl_free(&up->sasl);
 	up_smtp_resp_reader_free(&up->rd);
 	event_free(up->timer);

@@ -804,7 +804,7 @@ class Dovecot:
 	"""Dovecot 2.3 as the IMAP upstream: plaintext+STARTTLS port imap_port,
 	implicit TLS port imaps_port, both on 127.0.0.1 (and ::1 when the host
 	has it), cert = the CA-signed localhost cert (cert="self" for the
-	self-signed one). Users in a passwd-file with {PLAIN} passwords,
+	self-signed one, or a (cert, key) pair of paths). Users in a passwd-file with {PLAIN} passwords,
 	Maildirs under the temp dir owned by mail(8).
 
 	TODO(SMTP issue): submission. Dovecot's submission service needs a relay
@@ -812,7 +812,10 @@ class Dovecot:
 	submission_relay_host pointing at Postfix's port and two inet listeners
 	(587 STARTTLS, 465 TLS), and readiness on the 220 greeting."""
 
-	def __init__(self, env, cert="ca", name="dovecot", users=None):
+	def __init__(self, env, cert="ca", name="dovecot", users=None, oauth2=None):
+		"""oauth2: an introspection URL (lib/oauth_fake.py) to add the
+		XOAUTH2/OAUTHBEARER mechanisms with an oauth2 passdb beside the
+		password one (TEST-HARNESS-NOTES.md)."""
 		if shutil.which("dovecot") is None:
 			raise HarnessError("dovecot not installed (make test installs it: scripts/deps.sh test)")
 		self.env = env
@@ -825,9 +828,13 @@ class Dovecot:
 		self.passwd = os.path.join(self.dir, "passwd")
 		self.users = dict(users or {})
 		c = env.certs
-		self.cert, self.key = (c.self_cert, c.self_key) if cert == "self" else (c.cert, c.key)
+		if isinstance(cert, tuple):	# (cert path, key path)
+			self.cert, self.key = cert
+		else:
+			self.cert, self.key = (c.self_cert, c.self_key) if cert == "self" else (c.cert, c.key)
 		self.proc = None
 		self.has_v6 = _have_v6()
+		self.oauth2 = oauth2
 
 	def add_user(self, user, password):
 		"""Adds (or changes) a user; Dovecot rereads the passwd-file when it
@@ -862,6 +869,8 @@ class Dovecot:
 		    imap_port=self.imap_port, imaps_port=self.imaps_port)
 		with open(self.conf, "w") as f:
 			f.write(text)
+			if self.oauth2:
+				f.write(_dovecot_oauth2_conf(self.dir, self.oauth2))
 		self._write_passwd()
 
 	def start(self, timeout=READY_TIMEOUT):
@@ -902,6 +911,20 @@ class Dovecot:
 		password = self.users[user] if password is None else password
 		return imap_connect(self.env, host, self.imaps_port if mode == "imaps" else self.imap_port,
 		    mode, user=user, password=password)
+
+
+def _dovecot_oauth2_conf(d, url):
+	"""Bearer tokens checked at url on every login (auth_cache_size = 0),
+	so the fake provider counts upstream logins."""
+	path = os.path.join(d, "oauth2.conf")
+	with open(path, "w") as f:
+		f.write("introspection_url = %s\nintrospection_mode = post\n"
+		    "force_introspection = yes\nusername_attribute = username\n"
+		    "active_attribute = active\nactive_value = true\n" % url)
+	return ("\n# OAuth2 upstream logins (lib/oauth_fake.py)\n"
+	    "auth_mechanisms = plain login xoauth2 oauthbearer\n"
+	    "passdb {\n  driver = oauth2\n  mechanisms = xoauth2 oauthbearer\n"
+	    "  args = %s\n}\n" % path)
 
 
 def _have_v6():
