@@ -261,6 +261,8 @@ admin_oauth2_app_json(const cJSON *body, const cJSON *stored, const char *id,
 	if (bid != NULL && id != NULL && strcmp(bid->valuestring, id) != 0)
 		return fail(e, "id", "id does not match the path (an "
 		    "application id cannot be changed)");
+	if (id == NULL && bid == NULL)
+		return fail(e, "id", "id is required");
 	if (id == NULL)
 		id = bid->valuestring;
 	/* PUT: start from the stored record, then apply the body (null

@@ -288,6 +288,11 @@ auth_account_cb(void *arg, int rc, const cJSON *acct)
 		return;
 	}
 	if (auth_oauth_is_account(acct)) {
+		if (!auth_oauth_is_running()) {
+			auth_finish(ar, AUTH_TEMPFAIL, "no OAuth2 token manager "
+			    "in this process");
+			return;
+		}
 		ar->acct = cJSON_Duplicate(acct, true);
 		ar->oauth = auth_oauth_get(ar->account, acct, NULL,
 		    auth_oauth_done_cb, ar);

@@ -354,6 +354,12 @@ auth_oauth_token_url(const cJSON *app, const struct cfg *cfg)
 }
 
 bool
+auth_oauth_is_running(void)
+{
+	return mgr != NULL;
+}
+
+bool
 auth_oauth_is_account(const cJSON *acct)
 {
 	return cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(acct, "oauth2"));
@@ -696,6 +702,8 @@ read_cb(void *arg, int rc, const struct tok_oauth_cache *c,
 		    &refresh);
 	if (refresh == NULL || (mine && c->retry_ms > now)) {
 		bool backoff = refresh != NULL;
+		bool sealed = (mine && c->refresh != NULL) ||
+		    f->acct_refresh != NULL;
 
 		wipe(&refresh);
 		if (f->locked) {
@@ -711,7 +719,10 @@ read_cb(void *arg, int rc, const struct tok_oauth_cache *c,
 			    "recently; next refresh in %lld s",
 			    (c->retry_ms - now + 999) / 1000);
 			finish(f, AUTH_OAUTH_TEMP, why);
-		} else
+		} else if (sealed)
+			finish(f, AUTH_OAUTH_CONFIG, "the stored refresh token "
+			    "does not decrypt (wrong secret?)");
+		else
 			finish(f, AUTH_OAUTH_CONFIG, f->force != NULL ?
 			    "the upstream refused the access token and no "
 			    "refresh token is stored" : "the access token has "

@@ -81,6 +81,10 @@ struct auth_oauth_req *auth_oauth_get(const char *account, const cJSON *acct,
 /* The callback will not run. NULL is fine. */
 void		 auth_oauth_cancel(struct auth_oauth_req *);
 
+/* true once auth_oauth_init has run in this process (auth_oauth_get may
+ * only be called then). */
+bool		 auth_oauth_is_running(void);
+
 /* true if the stored account logs in with OAuth2 (has an oauth2 object). */
 bool		 auth_oauth_is_account(const cJSON *acct);
 

@@ -16,5 +16,9 @@ extern const struct ctl_cmd ctl_cmd_oauth2[];	/* add update list show... */
 
 /* health: GET /health. */
 int	 ctl_cmd_health(struct ctl *, const struct ctl_cmd *, int, char **);
+/* autoconfig ADDRESS: GET /v1/autoconfig. */
+int	 ctl_cmd_autoconfig(struct ctl *, const struct ctl_cmd *, int, char **);
+/* verify --file F.json: POST /v1/verifyAccount. */
+int	 ctl_cmd_verify(struct ctl *, const struct ctl_cmd *, int, char **);
 
 #endif

@@ -13,7 +13,6 @@
 #include "ctl/ctl.h"
 #include "ctl/ctl_cmd.h"
 
-/* Later: oauth2 (group), autoconfig ADDRESS, verify --file F.json. */
 static const struct ctl_cmd top_cmds[] = {
 	{ "token", NULL, ctl_cmd_token, "SUBCOMMAND [ARGS...]",
 	  "Create, list, show and revoke access tokens.", NULL },
@@ -24,6 +23,13 @@ static const struct ctl_cmd top_cmds[] = {
 	{ "oauth2", NULL, ctl_cmd_oauth2, "SUBCOMMAND [ARGS...]",
 	  "Register, update, list, show and delete OAuth2 applications.",
 	  NULL },
+	{ "autoconfig", ctl_cmd_autoconfig, NULL, "ADDRESS",
+	  "Find the IMAP and SMTP settings for an email address.", NULL },
+	{ "verify", ctl_cmd_verify, NULL, "--file FILE [--mailbox NAME]",
+	  "Test an account's IMAP and SMTP logins; say what is wrong.",
+	  "      --file FILE     account JSON as for 'account add'; - reads "
+	  "stdin\n"
+	  "      --mailbox NAME  IMAP mailbox to open (default: INBOX)\n" },
 	{ "health", ctl_cmd_health, NULL, "",
 	  "Check that posternd and its Redis answer.", NULL },
 	{ NULL, NULL, NULL, NULL, NULL, NULL },

@@ -86,3 +86,55 @@ disc_server_set(struct disc_server *s, const char *host, int port,
 	s->secure = secure;
 	return true;
 }
+
+/* Length of the valid UTF-8 sequence at s, or 0. */
+static size_t
+utf8_seq(const unsigned char *s)
+{
+	size_t		n;
+	unsigned long	c;
+
+	if (s[0] < 0x80)
+		return 1;
+	if ((s[0] & 0xe0) == 0xc0)
+		n = 2, c = s[0] & 0x1f;
+	else if ((s[0] & 0xf0) == 0xe0)
+		n = 3, c = s[0] & 0x0f;
+	else if ((s[0] & 0xf8) == 0xf0)
+		n = 4, c = s[0] & 0x07;
+	else
+		return 0;
+	for (size_t i = 1; i < n; i++) {
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+		c = c << 6 | (s[i] & 0x3f);
+	}
+	if ((n == 2 && c < 0x80) || (n == 3 && c < 0x800) ||
+	    (n == 4 && c < 0x10000) || c > 0x10ffff ||
+	    (c >= 0xd800 && c <= 0xdfff))
+		return 0;
+	return n;
+}
+
+const char *
+disc_text_clean(const char *in, char *out, size_t outlen)
+{
+	const unsigned char	*s = (const unsigned char *)in;
+	size_t			 o = 0, n;
+
+	while (*s != '\0') {
+		n = utf8_seq(s);
+		if (o + (n == 0 ? 1 : n) >= outlen)
+			break;
+		if (n == 0 || (n == 1 && (*s < 0x20 || *s == 0x7f))) {
+			out[o++] = '?';
+			s++;
+			continue;
+		}
+		memcpy(out + o, s, n);
+		o += n;
+		s += n;
+	}
+	out[o] = '\0';
+	return out;
+}

@@ -40,6 +40,10 @@ bool	 disc_host_is_valid(const char *host);
  * is unusable.
  */
 bool	 disc_email_domain(const char *email, char *domain, size_t domainlen);
+/* Copies text for an API answer into out (outlen > 0): valid UTF-8 is
+ * kept, control characters and invalid bytes become '?', and a text too
+ * long is cut on a character boundary. Returns out. */
+const char *disc_text_clean(const char *in, char *out, size_t outlen);
 /* Sets s from host (copied, lower-cased, trailing dot dropped), port and
  * secure. Returns false if host is not a valid host name or port is out of
  * 1..65535. */

@@ -22,7 +22,9 @@
 #include "common/log.h"
 #include "common/str.h"
 #include "common/xmalloc.h"
+#include "discover/disc.h"
 #include "discover/disc_env.h"
+#include "discover/disc_probe.h"
 #include "discover/disc_provider.h"
 #include "discover/disc_verify.h"
 #include "upstream/up_imap.h"
@@ -46,8 +48,8 @@ vset(struct disc_verdict *v, const char *code, const char *why)
 
 	memset(v, 0, sizeof(*v));
 	v->code = code;
-	snprintf(v->error, sizeof(v->error), "%s", str_sanitize(why != NULL ?
-	    why : "failed", 300, buf, sizeof(buf)));
+	snprintf(v->error, sizeof(v->error), "%s", disc_text_clean(why != NULL ?
+	    why : "failed", buf, sizeof(buf)));
 }
 
 static void
@@ -282,6 +284,11 @@ disc_verify_classify(bool imap, enum up_fail fail, const char *why,
 		port_hint(imap, t, v);
 		return;
 	}
+	/* up_smtp says "login to H:P timed out" for any stage; its connect
+	 * step has a shorter timer of its own (target_for), so the login
+	 * timer firing means the connection was up but silent. */
+	if (has(why, "login to ") && has(why, "timed out"))
+		connected = true;
 	if (has(why, "waiting for greeting") || (connected &&
 	    has(why, "timed out"))) {
 		vset(v, DISC_E_TIMEDOUT, why);
@@ -459,6 +466,7 @@ enum chk_state {
 	CK_LOGIN,
 	CK_OTHER,	/* second login in the other TLS mode */
 	CK_MAILBOX,	/* EXAMINE sent */
+	CK_PROBE,	/* does the other protocol answer there? */
 	CK_DONE,
 };
 
@@ -474,6 +482,7 @@ struct vcheck {
 	struct bufferevent	*bev;	/* IMAP after login: ours */
 	struct up_resp_reader	*rd;
 	struct event		*timer;	/* the EXAMINE reply */
+	struct disc_probe	*probe;
 	char			 bye[200];
 	struct disc_verdict	 first;
 	cJSON			*result;
@@ -504,6 +513,7 @@ check_release(struct vcheck *ck)
 		ck->bev = NULL;
 	}
 	up_resp_reader_free(&ck->rd);
+	disc_probe_free(&ck->probe);
 	if (ck->timer != NULL) {
 		event_free(ck->timer);
 		ck->timer = NULL;
@@ -592,6 +602,25 @@ login_start(struct vcheck *ck, const struct up_target *t)
 		    smtp_login_cb, ck);
 }
 
+/* An IMAP check found no IMAP server (or SMTP none): if the other
+ * protocol answers there, the settings are swapped. */
+static void
+swap_probe_cb(void *arg, bool ok, const char *why)
+{
+	struct vcheck *ck = arg;
+
+	(void)why;
+	disc_probe_free(&ck->probe);
+	if (ok) {
+		ck->first.hint[0] = '\0';
+		hint(&ck->first, "What answers at %s:%d is %s server, not %s: "
+		    "are the IMAP and SMTP hosts or ports swapped?", ck->t->host,
+		    ck->t->port, ck->imap ? "an SMTP" : "an IMAP",
+		    ck->imap ? "IMAP" : "SMTP");
+	}
+	check_done(ck, &ck->first);
+}
+
 /* A login ended badly: classify, maybe try the other TLS mode. */
 static void
 login_failed(struct vcheck *ck, enum up_fail fail, const char *why,
@@ -607,6 +636,14 @@ login_failed(struct vcheck *ck, enum up_fail fail, const char *why,
 	}
 	disc_verify_classify(ck->imap, fail, why, connected, ck->t,
 	    ck->v->timeout_ms, &ck->first);
+	if (strcmp(ck->first.code, DISC_E_PROTOCOL) == 0 &&
+	    strstr(ck->first.hint, "swapped") == NULL) {
+		ck->state = CK_PROBE;
+		ck->probe = disc_probe_new(&ck->v->env->up, ck->t->host,
+		    ck->t->port, !ck->imap, ck->t->tls == UP_TLS_IMPLICIT,
+		    ck->v->timeout_ms, swap_probe_cb, ck);
+		return;
+	}
 	if (!ck->first.try_other || ck->t->tls == UP_TLS_NONE) {
 		check_done(ck, &ck->first);
 		return;
@@ -632,8 +669,7 @@ mailbox_read_cb(struct bufferevent *bev, void *arg)
 	while ((rc = up_resp_read(ck->rd, bufferevent_get_input(bev),
 	    &r)) == 1) {
 		if (r.kind == UP_RESP_UNTAGGED && r.status == UP_RESP_BYE) {
-			str_sanitize(r.resp_text, 160, ck->bye,
-			    sizeof(ck->bye));
+			disc_text_clean(r.resp_text, ck->bye, sizeof(ck->bye));
 			continue;
 		}
 		if (r.kind != UP_RESP_TAGGED || strcmp(r.tag, VERIFY_TAG) != 0)
@@ -643,7 +679,7 @@ mailbox_read_cb(struct bufferevent *bev, void *arg)
 			return;
 		}
 		check_fail(ck, DISC_E_MAILBOX, "EXAMINE %s failed: %s",
-		    ck->v->mailbox, str_sanitize(r.resp_text, 160, buf,
+		    ck->v->mailbox, disc_text_clean(r.resp_text, buf,
 		    sizeof(buf)));
 		return;
 	}

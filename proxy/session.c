@@ -353,7 +353,8 @@ sess_write_cb(struct bufferevent *bev, void *arg)
 
 	(void)bev;
 	if (sess_flags_get(s) & SESS_F_FLUSHCLOSE) {
-		sess_linger(s);
+		(void)sess_linger;
+		sess_close(s, ((struct sess_priv *)s)->close_reason);
 		return;
 	}
 	if (sess_flags_get(s) & SESS_F_STARTTLS)
@@ -436,7 +437,7 @@ sess_close_after_flush(struct sess *s, const char *reason)
 	if (s->closing)
 		return;
 	if (evbuffer_get_length(bufferevent_get_output(s->bev)) == 0) {
-		sess_linger(s);
+		sess_close(s, reason);
 		return;
 	}
 	sess_flags_set(s, SESS_F_FLUSHCLOSE, true);

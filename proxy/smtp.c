@@ -67,6 +67,7 @@ struct smtp {
 	struct smtp_sent	*sent;		/* copy of the message */
 	struct up_smtp		*up;
 	bool			 up_ready;
+	bool			 mail_reused;	/* MAIL sent on a kept upstream */
 	struct event		*delay;
 	char			*delayed_reply;
 	bool			 delayed_fatal;
@@ -80,6 +81,7 @@ static char	smtp_hostname[256];
 
 static void	smtp_process(struct sess *);
 static void	smtp_up_rset(struct sess *, struct smtp *, enum smtp_after);
+static void	smtp_up_done_cb(void *, enum up_fail, const char *);
 
 static void
 smtp_cmd_timer_arm(struct sess *s, struct smtp *sm)
@@ -274,7 +276,7 @@ smtp_auth_cb(void *arg, struct auth_result *res)
 		    "reason=\"%s\"", auth_verdict_name(res->verdict),
 		    res->account, res->reason);
 		smtp_reply_later(s, sm, res->verdict != AUTH_TEMPFAIL,
-		    auth_smtp_text(res->verdict));
+		    auth_result_smtp_text(res));
 		return;
 	}
 	sess_log(s, LOG_LVL_INFO, "event=login result=ok account=%s",
@@ -441,6 +443,22 @@ smtp_mail_reply_cb(void *arg, enum up_fail fail, const struct up_smtp_resp *r,
 	struct sess	*s = arg;
 	struct smtp	*sm = s->proto;
 
+	if (fail != UP_OK && sm->mail_reused) {
+		/* The upstream kept from an earlier message went away while
+		 * idle (its timeout, a restart): no transaction was open, so
+		 * log in again, once, and send this MAIL there. */
+		sm->mail_reused = false;
+		sess_log(s, LOG_LVL_INFO, "event=upstream_reconnect account=%s "
+		    "reason=\"%s\"", s->account, why);
+		up_smtp_free(&sm->up);
+		sm->up_ready = false;
+		sm->up = up_smtp_new(&s->w->up, sm->target, NULL,
+		    s->pcfg->command_timeout_ms, smtp_up_done_cb, s);
+		return;
+	}
+	sm->mail_reused = false;
+	free(sm->pending_line);
+	sm->pending_line = NULL;
 	if (fail != UP_OK)
 		smtp_up_lost(s, sm, "451 4.4.2 Upstream connection lost, "
 		    "try again later", why);
@@ -481,10 +499,12 @@ smtp_up_done_cb(void *arg, enum up_fail fail, const char *why)
 	    "upstream=%s mech=%s", s->account, up_smtp_peer(sm->up),
 	    up_smtp_mech(sm->up));
 	sm->up_ready = true;
-	if (up_smtp_cmd(sm->up, sm->pending_line, smtp_mail_reply_cb, s) == -1)
+	if (up_smtp_cmd(sm->up, sm->pending_line, smtp_mail_reply_cb, s) == -1) {
+		free(sm->pending_line);
+		sm->pending_line = NULL;
 		smtp_up_lost(s, sm, "451 4.3.0 Internal error", "cmd refused");
-	free(sm->pending_line);
-	sm->pending_line = NULL;
+		smtp_resume(s, sm);
+	}
 }
 
 static void
@@ -519,23 +539,22 @@ cmd_mail(struct sess *s, struct smtp *sm, const struct smtp_cmd *c)
 	sm->smtputf8 = m.smtputf8;
 	sm->state = SMTP_S_BUSY;
 	sess_read_enable(s, false);
+	/* Kept until the MAIL's reply: a reconnect sends it again. */
+	sm->pending_line = xasprintf("MAIL %s", c->args);
 	if (sm->up == NULL) {
 		/* First transaction (or the upstream went away): log in
 		 * upstream now, then send this MAIL. */
-		sm->pending_line = xasprintf("MAIL %s", c->args);
 		sm->up = up_smtp_new(&s->w->up, sm->target, NULL,
 		    s->pcfg->command_timeout_ms, smtp_up_done_cb, s);
 		return;
 	}
-	{
-		char *line = xasprintf("MAIL %s", c->args);
-
-		if (up_smtp_cmd(sm->up, line, smtp_mail_reply_cb, s) == -1) {
-			smtp_up_lost(s, sm, "451 4.3.0 Internal error",
-			    "cmd refused");
-			smtp_resume(s, sm);
-		}
-		free(line);
+	sm->mail_reused = true;
+	if (up_smtp_cmd(sm->up, sm->pending_line, smtp_mail_reply_cb, s) == -1) {
+		sm->mail_reused = false;
+		free(sm->pending_line);
+		sm->pending_line = NULL;
+		smtp_up_lost(s, sm, "451 4.3.0 Internal error", "cmd refused");
+		smtp_resume(s, sm);
 	}
 }
 

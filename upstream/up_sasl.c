@@ -290,7 +290,8 @@ up_sasl_new(const struct up_target *t, const char *service,
 		/* The preferred one (the provider's, else XOAUTH2, which
 		 * Google and Microsoft document), else the other, among those
 		 * the server advertises. */
-		if (m == NULL || *m == '\0')
+		if (m == NULL || (strcasecmp(m, "XOAUTH2") != 0 &&
+		    strcasecmp(m, "OAUTHBEARER") != 0))
 			m = "XOAUTH2";
 		other = strcasecmp(m, "XOAUTH2") == 0 ? "OAUTHBEARER" :
 		    "XOAUTH2";

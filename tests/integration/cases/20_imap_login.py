@@ -39,6 +39,20 @@ def test_greeting_and_capability_tls(c):
 		eq(r.expect_eof(), b"", "closed after LOGOUT")
 
 
+def test_tls_versions(c):
+	"""TLS 1.2 and 1.3 are accepted; whatever is negotiated uses an AEAD
+	cipher (the modern default list)."""
+	import ssl
+	for v in (ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3):
+		ctx = c.env.ssl_context()
+		ctx.minimum_version = ctx.maximum_version = v
+		with Raw(c.p.imap_tls, ctx=ctx) as r:
+			check(GREETING_RE.match(r.read_greeting()), "greeting over %s" % v.name)
+			name, proto, bits = r.sock.cipher()
+			eq(r.sock.version(), v.name.replace("_", "."), "negotiated version")
+			check("GCM" in name or "CHACHA20" in name, "AEAD cipher over %s: %s" % (v.name, name))
+
+
 def test_session_ids_differ(c):
 	ids = set()
 	for _ in range(3):

@@ -13,7 +13,7 @@ import signal
 import time
 
 from harness import check, contains, eq, imap_connect, wait_until
-from imapc import (Raw, dovecot_account, expect_login_ok, imap_setup, io_rchar, login_raw, make_message,
+from imapc import (Raw, dovecot_account, keepalive_on, expect_login_ok, imap_setup, io_rchar, login_raw, make_message,
     normalize, quote, rss_kb, seed_maildir, tagged, token_for, worker_pid)
 
 TEST_TIMEOUT = 240
@@ -307,6 +307,23 @@ def test_upstream_stops_reading_large_append(c):
 
 
 test_upstream_stops_reading_large_append.timeout = 300
+
+
+def test_keepalive_both_legs(c):
+	"""TCP keepalive on the client leg and on the upstream leg."""
+	u = "alice@example.test"
+	r = _proxy(c, u)
+	with r:
+		local = r.raw.getsockname()[1]
+		ok, lines = keepalive_on("sport = :%d and dport = :%d" % (c.p.imap_tls, local))
+		check(ok, "client leg (posternd's socket) has a keepalive timer: %r" % lines)
+		# posternd's sockets towards Dovecot's imaps port.
+		import subprocess
+		out = subprocess.run(["ss", "-tnopH", "state", "established", "dport = :%d" % c.dovecot.imaps_port],
+		    capture_output=True, text=True).stdout.splitlines()
+		mine = [l for l in out if "pid=%d," % worker_pid(c.p) in l]
+		check(mine and all("keepalive" in l for l in mine), "upstream leg has a keepalive timer: %r" % out)
+		r.cmd("l1", "LOGOUT")
 
 
 def test_close_propagates_and_frees_slot(c):

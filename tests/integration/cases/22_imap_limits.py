@@ -27,7 +27,7 @@ def setup(env):
 	# A second daemon on the same Redis: short login timeout, a real
 	# failure delay.
 	c.b = env.postern(c.redis, name="posternd-b", secret=c.p.secret, extra=merge_extra(env, {
-	    "imap": {"login_timeout": "2s", "failure_delay": "1s"}}))
+	    "imap": {"login_timeout": "2s", "failure_delay": "1s", "allow_plaintext_auth": "yes"}}))
 	c.wpid = worker_pid(c.p)
 	return c
 
@@ -329,6 +329,15 @@ def _calls(c, cmd):
 	info = c.redis.cmd("INFO", "commandstats").decode()
 	m = re.search(r"cmdstat_%s:calls=(\d+)" % cmd, info)
 	return int(m.group(1)) if m else 0
+
+
+def test_allow_plaintext_auth(c):
+	"""allow_plaintext_auth = yes: AUTH=PLAIN and LOGIN before STARTTLS."""
+	with Raw(c.b.imap_starttls, "plain") as r:
+		r.read_greeting()
+		eq(r.cmd("c1", "CAPABILITY"), b"* CAPABILITY IMAP4rev1 LITERAL+ SASL-IR ID STARTTLS AUTH=PLAIN\r\n"
+		    b"c1 OK Capability completed\r\n", "capabilities with plaintext login allowed")
+		expect_login_ok(r.cmd("a1", "LOGIN %s %s" % (c.acct, quote(c.tok))), "a1", c.acct)
 
 
 def test_daemon_survived(c):

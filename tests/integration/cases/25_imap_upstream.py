@@ -10,7 +10,7 @@ import time
 
 from harness import check, contains, eq, expect_status, not_contains, uniq, wait_until
 from imapc import (FakeServer, NO_LIMIT, Raw, dovecot_account, expect_login_ok, imap_setup,
-    login_raw, make_leaf_cert, quote, recv_line, tagged, token_for)
+    dovecot_with_mechanisms, login_raw, make_leaf_cert, quote, recv_line, tagged, token_for)
 
 USERS = {"alice@example.test": "alice-pw", "plain@example.test": "plain-pw",
     "stls@example.test": "stls-pw", "tls@example.test": "tls-pw"}
@@ -299,3 +299,21 @@ def test_login_with_literals(c):
 		eq(srv.received[1:4], [b"us er", b" {%d}\r\n" % len(pw.encode()), pw.encode()], "user and password literals")
 	finally:
 		srv.stop()
+
+
+def test_sasl_scram_upstream(c):
+	"""The strongest mechanism both sides have, through libsasl2: SCRAM-SHA-256
+	when Dovecot offers it (besides PLAIN and CRAM-MD5), CRAM-MD5 over a
+	plaintext leg when that is all it has besides LOGIN."""
+	users = {"scram@example.test": "scram-pw"}
+	d = dovecot_with_mechanisms(c.env, "dovecot-scram", "plain login cram-md5 scram-sha-256", users)
+	acct = dovecot_account(c.p, d, "scram@example.test")
+	line = _works(c, acct, "scram@example.test", d)
+	check(line is not None and "method=SCRAM-SHA-256" in line, "Dovecot saw SCRAM-SHA-256: %r" % line)
+	contains(c.p.log_text(), "account=%s upstream=127.0.0.1:%d mech=SCRAM-SHA-256" % (acct, d.imaps_port), "posternd log")
+	d2 = dovecot_with_mechanisms(c.env, "dovecot-cram", "login cram-md5", users)
+	acct = dovecot_account(c.p, d2, "scram@example.test", mode="plain")
+	line = _works(c, acct, "scram@example.test", d2)
+	check(line is not None and "method=CRAM-MD5" in line, "Dovecot saw CRAM-MD5: %r" % line)
+	d.stop()
+	d2.stop()

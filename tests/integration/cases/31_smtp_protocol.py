@@ -5,11 +5,10 @@ pipelined-STARTTLS injection (CVE-2011-0411 class), message size limits
 the bad-command limit, the login timeout, DATA out of sequence. Postfix
 and Dovecot stand behind it as in 30_smtp_relay."""
 
-import socket
 import time
 
 from harness import check, contains, eq, not_contains, wait_until
-from smtpc import (REFUSED, UNKNOWN, Smtp, check_reply, dot_stuff, find, login, make_message,
+from smtpc import (REFUSED, Smtp, check_reply, dot_stuff, find, login, make_message,
     plain_b64, smtp_account, smtp_setup, token_for, wait_delivered)
 
 ALICE = "alice@example.test"
@@ -94,8 +93,9 @@ def test_pipelined_starttls_injection(c):
 def test_oversize_message(c):
 	mid, msg = make_message(ALICE, BOB, body=(b"y" * 998 + b"\r\n") * 70)
 	check(len(msg) > MESSAGE_MAX, "test message over the max")
-	before = len(c.postfix.sessions())
-	with login(c, c.acct, c.tok) as s:
+	acct = smtp_account(c, "grace@example.test")	# its own upstream login
+	tok = token_for(c, acct)
+	with login(c, acct, tok) as s:
 		s.expect("MAIL FROM:<%s>" % ALICE, 250, "2.1.0")
 		s.expect("RCPT TO:<%s>" % BOB, 250, "2.1.5")
 		s.expect("DATA", 354)
@@ -114,7 +114,7 @@ def test_oversize_message(c):
 	wait_delivered(c, BOB, mid2)
 	eq(find(c, BOB, mid), [], "the oversize message upstream")
 	# Its upstream transaction was dropped without the terminator.
-	wait_until(lambda: any(k.get("data") == "0/1" for _, _, k in c.postfix.sessions()[before:]), 20,
+	wait_until(lambda: any(x.counts.get("data") == "0/1" for x in c.postfix.sessions("grace@example.test")), 20,
 	    "Postfix to log the abandoned DATA")
 	# A message exactly at the limit passes (RFC 1870 counting: CRLFs
 	# in, dot-stuffing and terminator out).
@@ -227,3 +227,21 @@ def test_overlong_command_line(c):
 		s.ehlo()
 		s.expect("NOOP " + "x" * 5000, 500, "5.5.2", what="a 5000-byte command line")
 		s.expect("NOOP", 250, "2.0.0", what="the line after it")
+
+
+def test_pipelining(c):
+	"""RFC 2920: a whole transaction in one write; the replies come in
+	order, each the upstream's own."""
+	mid, msg = make_message(ALICE, [BOB, "carol@example.test"])
+	with login(c, c.acct, c.tok) as s:
+		s.send("MAIL FROM:<%s> BODY=8BITMIME\r\nRCPT TO:<%s>\r\nRCPT TO:<%s>\r\n"
+		    "RCPT TO:<carol@example.test>\r\nDATA\r\n" % (ALICE, BOB, REFUSED))
+		for code, enh in ((250, "2.1.0"), (250, "2.1.5"), (550, "5.7.1"), (250, "2.1.5"), (354, None)):
+			check_reply(s.reply(), code, enh, what="pipelined reply %d" % code)
+		s.send(dot_stuff(msg) + b"RSET\r\nNOOP\r\nQUIT\r\n")
+		check_reply(s.reply(), 250, "2.0.0", "Ok: queued as", "end of DATA")
+		for code in (250, 250, 221):
+			check_reply(s.reply(), code, what="pipelined after DATA")
+		eq(s.expect_eof(5), b"", "after QUIT")
+	wait_delivered(c, BOB, mid)
+	wait_delivered(c, "carol@example.test", mid)

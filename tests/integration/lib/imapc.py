@@ -532,3 +532,27 @@ class DelayProxy:
 				s.close()
 			except OSError:
 				pass
+
+
+def dovecot_with_mechanisms(env, name, mechanisms, users):
+	"""A Dovecot (harness class) whose auth_mechanisms line is replaced:
+	appended after the template, the later setting wins."""
+	from harness import Dovecot
+
+	class _D(Dovecot):
+		def write_conf(self):
+			super().write_conf()
+			with open(self.conf, "a") as f:
+				f.write("\nauth_mechanisms = %s\n" % mechanisms)
+	d = _D(env, name=name, users=users)
+	d.start()
+	return d
+
+
+def keepalive_on(port_filter):
+	"""True if every established TCP socket ss(8) lists for the filter
+	(e.g. "sport = :993") has a keepalive timer."""
+	import subprocess
+	out = subprocess.run(["ss", "-tnoH", "state", "established", port_filter], capture_output=True,
+	    text=True).stdout.strip().splitlines()
+	return out and all("keepalive" in l for l in out), out

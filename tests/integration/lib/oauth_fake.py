@@ -45,6 +45,7 @@ class FakeProvider:
 		self.refresh_tokens = {}	# refresh token -> user
 		self.access_tokens = {}		# access token -> (user, expiry)
 		self.revoked = set()
+		self.deny_all = False		# introspection: every token inactive
 		self.issued = []		# access tokens, in order
 		self.log_path = env.path("%s.log" % name)
 		self._log = open(self.log_path, "a")
@@ -132,7 +133,10 @@ class FakeProvider:
 				self.send_header("Content-Length", str(len(body)))
 				self.send_header("Cache-Control", "no-store")
 				self.end_headers()
-				self.wfile.write(body)
+				try:
+					self.wfile.write(body)
+				except (BrokenPipeError, ConnectionResetError):
+					provider.note("client gone before the answer (timed out)")
 
 			def _form(self):
 				n = int(self.headers.get("Content-Length") or 0)
@@ -143,8 +147,8 @@ class FakeProvider:
 
 			def do_POST(self):
 				path = self.path.split("?")[0]
-				if path == "/token":
-					provider._token(self)
+				if path.endswith("/token"):	# "/{tenant}/token" too
+					provider._token(self, path)
 				elif path == "/introspect":
 					provider._introspect(self)
 				else:
@@ -163,11 +167,11 @@ class FakeProvider:
 			self.httpd.server_close()
 			self.httpd = None
 
-	def _token(self, h):
+	def _token(self, h, path):
 		ctype, form = h._form()
 		with self.lock:
 			self.token_requests += 1
-			self.forms.append(dict(form, _content_type=ctype))
+			self.forms.append(dict(form, _content_type=ctype, _path=path))
 			fail = self.fail
 			n = self.token_requests
 		self.note("token request %d grant=%s fail=%s" % (n, form.get("grant_type"), fail))
@@ -207,7 +211,8 @@ class FakeProvider:
 			self.introspections += 1
 			self.introspected.append(tok)
 			info = self.access_tokens.get(tok)
-			ok = info is not None and tok not in self.revoked and info[1] > time.time()
+			ok = (info is not None and tok not in self.revoked and info[1] > time.time() and
+			    not self.deny_all)
 		self.note("introspect active=%s" % ok)
 		if not ok:
 			return h._reply(200, {"active": False})

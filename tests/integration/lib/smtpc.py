@@ -5,13 +5,10 @@ the harness CA), account/token shortcuts, test messages, reading what
 Dovecot received over IMAP, and swaks. Python 3 standard library only."""
 
 import base64
-import imaplib
-import os
 import re
 import shutil
 import socket
 import ssl
-import time
 import types
 
 from harness import TestFailure, _short, check, eq, expect_status, uniq, wait_until
@@ -23,7 +20,11 @@ USERS = {
     "alice@example.test": "alice-pw",
     "bob@example.test": "bob-pw",
     "carol@example.test": "carol-pw",
-    "dave@example.test": "dave-pw",		# upstream login of one test only
+    # Upstream logins of one test each (Postfix's log is read per user).
+    "dave@example.test": "dave-pw",
+    "erin@example.test": "erin-pw",
+    "frank@example.test": "frank-pw",
+    "grace@example.test": "grace-pw",
 }
 REFUSED = "refused@example.test"	# 550 5.7.1 at RCPT (check_recipient_access)
 UNKNOWN = "nobody@example.test"		# 550 5.1.1 at RCPT (unlisted recipient)
