@@ -32,6 +32,11 @@ import harness  # noqa: E402
 from harness import Env, HarnessError, Postern, pids_in_group, tcp_accepts, wait_until  # noqa: E402
 from postfix import LmtpDovecot, Postfix  # noqa: E402
 
+try:
+	from oauth_fake import FakeProvider  # noqa: E402
+except ImportError:	# the OAuth2 harness is not in this tree yet
+	FakeProvider = None
+
 QUICK = os.environ.get("BENCH_QUICK") == "1"
 BUILD = os.environ.get("BENCH_BUILD", os.path.join(REPO, "build"))
 PBENCH = os.path.join(BUILD, "bench", "pbench")
@@ -279,6 +284,34 @@ def make_account(p, account, imap=None, smtp=None):
 	return p.create_token(account, scopes=("imap-proxy", "smtp"), description="bench")["token"]
 
 
+def oauth_setup(env, p, stub_port):
+	"""f: two accounts on the stub upstream through the same posternd, one
+	with a password, one with an OAuth2 access token already cached
+	(pushed with its expiry, as an app that refreshes tokens itself does;
+	the refresh token points at the harness's fake provider, which counts
+	every token request). Returns (fake, [(key, account, token)]) or
+	raises with the reason it cannot be measured."""
+	if FakeProvider is None:
+		raise HarnessError("tests/integration/lib/oauth_fake.py is missing")
+	fake = FakeProvider(env).start()
+	st, body = p.api.post("/v1/oauth2", {"id": "bench-oauth", "provider": "custom", "clientId": fake.client_id,
+	    "clientSecret": fake.client_secret, "tokenUrl": fake.token_url, "mechanism": "XOAUTH2"})
+	if st != 200:
+		raise HarnessError("POST /v1/oauth2 answered %s: %s" % (st, body))
+	user = "oauth@example.test"
+	expires = (datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+	imap = {"host": "127.0.0.1", "port": stub_port, "secure": False, "starttls": "never"}
+	p.add_account("bench-oauth2", imap=imap, oauth2={"provider": "bench-oauth", "auth": {"user": user},
+	    "refreshToken": fake.add_refresh_token(user), "accessToken": fake.issue_access(user, 86400),
+	    "expires": expires})
+	tok_o = p.create_token("bench-oauth2", scopes=("imap-proxy",), description="bench")["token"]
+	tok_p = make_account(p, "bench-stubpw", imap=dict(imap, auth={"user": user, "pass": "x"}))
+	res = pbench("login", "127.0.0.1", p.imap_tls, "bench-oauth2", tok_o, 1, 0.3)
+	if res["logins"] == 0:
+		raise HarnessError("OAuth2 login through Postern failed (see %s)" % p.log_path)
+	return fake, [("password", "bench-stubpw", tok_p), ("oauth2_cached", "bench-oauth2", tok_o)]
+
+
 # ---------------------------------------------------------------- statistics
 
 def summary(values):
@@ -463,9 +496,17 @@ def report(res):
 	out.append("e. SMTP, %d KB messages, %d sessions (messages/s)" % (res["config"]["smtp_size"] // 1024, res["config"]["smtp_sessions"]))
 	out.append("   direct Postfix (TLS)                %s" % fmt(e.get("direct")))
 	out.append("   Postern (TLS both legs)             %s   Postern/direct %s" % (fmt(e.get("postern")), fmtr(rt["e_postern_vs_direct"])))
-	f = res["figures"]["f_oauth2"]
+	f = res["figures"]["f_oauth2_login"]
 	out.append("")
-	out.append("f. OAuth2 login rate, cached token vs password: %s" % (f.get("status") if "status" in f else json.dumps(f)))
+	if "status" in f:
+		out.append("f. OAuth2 logins, cached access token vs password: %s (%s)" % (f["status"], f["reason"]))
+	else:
+		out.append("f. Logins/s through Postern to a stub upstream: OAuth2 (XOAUTH2, cached access token) vs password")
+		for n in res["config"]["login_clients"]:
+			out.append("   %2d client%s  password %-26s OAuth2 %-26s OAuth2/password %s" % (n, "s" if n > 1 else " ",
+			    fmt(f["password_c%d" % n]["rate"], "/s"), fmt(f["oauth2_cached_c%d" % n]["rate"], "/s"),
+			    fmtr(rt.get("f_oauth2_vs_password_c%d" % n))))
+		out.append("   token endpoint requests during the run: %d" % f["token_requests_during_run"])
 	out.append("")
 	out.append("Targets (issue 7, point 3):")
 	for t in res["targets"]:
@@ -514,6 +555,10 @@ def targets(res):
 	    "%d errors" % c["errors"]["postern"])
 	x = rt["e_postern_vs_direct"]
 	add("SMTP rate >= 0.9 x direct", x, x is not None and x >= 0.9, fmtr(x))
+	for n in res["config"]["login_clients"]:
+		x = rt.get("f_oauth2_vs_password_c%d" % n)
+		add("OAuth2 (cached token) logins as cheap as password logins, %d client%s (>= 0.9x)" % (n, "s" if n > 1 else ""),
+		    x, x is not None and x >= 0.9, fmtr(x))
 	return out
 
 
@@ -587,6 +632,17 @@ def main():
 		    ("postern_tls", p.imap_tls, "bench-tls", tok_tls),
 		    ("nginx", nginx.ports[dov.imap_port], USER, PASS),
 		], P["login_clients"], rounds, P["login_secs"])
+		try:
+			fake, oc = oauth_setup(env, p, stub.port)
+			n0 = fake.counts()[0]
+			fl = fig_login(ctx, [(k, p.imap_tls, a, t) for k, a, t in oc], P["login_clients"], rounds, P["login_secs"])
+			f_fig = {"%s_c%d" % k: {"rate": summary([x["rate"] for x in v]), "p50_ms": summary([x["p50_ms"] for x in v]),
+			    "p99_ms": summary([x["p99_ms"] for x in v]), "errors": sum(x["errors"] for x in v)} for k, v in fl.items()}
+			f_fig["token_requests_during_run"] = fake.counts()[0] - n0
+			fake.stop()
+		except (HarnessError, harness.TestFailure, OSError, ValueError) as e:
+			log("f not measured: %s" % e)
+			f_fig = {"status": "not measured yet", "reason": str(e)}
 		smtp = fig_smtp(ctx, [
 		    ("direct", pf.smtps_port, USER, PASS),
 		    ("postern", p.smtp_tls, "bench-plain", tok_plain),
@@ -609,8 +665,7 @@ def main():
 			"c_idle_bytes_per_session": {"postern": {str(n): summary(v) for n, v in idle["postern"].items()},
 			    "nginx": {str(n): summary(v) for n, v in idle["nginx"].items()}, "errors": idle_err},
 			"e_smtp_msgs_per_s": {k: summary([x["rate"] for x in v]) for k, v in smtp.items()},
-			"f_oauth2": {"status": "not measured yet",
-			    "reason": "the OAuth2 token cache (issue 5) is not in the tree yet: accounts cannot log in upstream with a cached access token"},
+			"f_oauth2_login": f_fig,
 		    },
 		    "client": {
 			"fetch_max_cores": max(x["client_cores"] for v in fetch.values() for x in v),
@@ -628,6 +683,9 @@ def main():
 		    "a_postern_tls_vs_nginx": ratio(fa["postern_tls"], fa["nginx"]),
 		    "e_postern_vs_direct": ratio(fe["postern"], fe["direct"]),
 		}
+		for n in P["login_clients"]:
+			if "status" not in f_fig:
+				rt["f_oauth2_vs_password_c%d" % n] = ratio(f_fig["oauth2_cached_c%d" % n]["rate"], f_fig["password_c%d" % n]["rate"])
 		for n in P["login_clients"]:
 			for k in ("postern_plain", "postern_tls"):
 				rt["b_%s_vs_direct_c%d" % (k, n)] = ratio(fb["%s_c%d" % (k, n)]["rate"], fb["direct_tls_c%d" % n]["rate"])

@@ -17,7 +17,8 @@
  *	MAIL/RCPT/DATA of SIZE-byte messages in a loop: messages/s.
  *   pbench stub PORT
  *	Stub IMAP server (epoll): greeting, CAPABILITY, LOGIN (also with
- *	literals), IDLE/DONE, LOGOUT; everything else gets OK.
+ *	literals), AUTHENTICATE (any mechanism), IDLE/DONE, LOGOUT;
+ *	everything else gets OK.
  *   pbench authd PORT
  *	nginx auth_http responder: "GET /N" answers Auth-Status OK with
  *	Auth-Server 127.0.0.1, Auth-Port N.
@@ -819,6 +820,7 @@ struct sconn {
 	enum srv_kind	 kind;
 	int		 fd;
 	bool		 idle;
+	bool		 auth_wait;	/* AUTHENTICATE without SASL-IR */
 	size_t		 lit;		/* literal bytes still to skip */
 	size_t		 len;		/* bytes of the current command */
 	char		 tag[64];
@@ -866,9 +868,16 @@ sc_send(struct sconn *c, const char *s)
 static int
 stub_command(struct sconn *c)
 {
-	char	 out[512], *sp, *cmd;
+	char	 out[512], *sp, *cmd, *args;
 
 	c->buf[c->len] = '\0';
+	if (c->auth_wait) {
+		c->auth_wait = false;
+		snprintf(out, sizeof(out), "%s OK [CAPABILITY IMAP4rev1 "
+		    "LITERAL+ IDLE] authenticated\r\n", c->tag);
+		sc_send(c, out);
+		return 0;
+	}
 	if (c->idle) {
 		c->idle = false;
 		snprintf(out, sizeof(out), "%s OK IDLE done\r\n", c->tag);
@@ -882,10 +891,12 @@ stub_command(struct sconn *c)
 	*sp = '\0';
 	snprintf(c->tag, sizeof(c->tag), "%.60s", c->buf);
 	cmd = sp + 1;
+	args = strchr(cmd, ' ');	/* AUTHENTICATE: mechanism [IR] */
 	cmd[strcspn(cmd, " ")] = '\0';
 	if (strcasecmp(cmd, "CAPABILITY") == 0)
 		snprintf(out, sizeof(out), "* CAPABILITY IMAP4rev1 LITERAL+ "
-		    "IDLE\r\n%s OK done\r\n", c->tag);
+		    "SASL-IR IDLE AUTH=PLAIN AUTH=XOAUTH2 AUTH=OAUTHBEARER\r\n"
+		    "%s OK done\r\n", c->tag);
 	else if (strcasecmp(cmd, "LOGIN") == 0)
 		snprintf(out, sizeof(out), "%s OK [CAPABILITY IMAP4rev1 "
 		    "LITERAL+ IDLE] logged in\r\n", c->tag);
@@ -897,8 +908,17 @@ stub_command(struct sconn *c)
 		    c->tag);
 		sc_send(c, out);
 		return -1;
-	} else if (strcasecmp(cmd, "AUTHENTICATE") == 0)
-		snprintf(out, sizeof(out), "%s NO not here\r\n", c->tag);
+	} else if (strcasecmp(cmd, "AUTHENTICATE") == 0) {
+		/* Any mechanism, any credentials: with an initial response
+		 * it is done, else one "+" round first. */
+		if (args != NULL && strchr(args + 1, ' ') != NULL)
+			snprintf(out, sizeof(out), "%s OK [CAPABILITY IMAP4rev1 "
+			    "LITERAL+ IDLE] authenticated\r\n", c->tag);
+		else {
+			c->auth_wait = true;
+			snprintf(out, sizeof(out), "+ \r\n");
+		}
+	}
 	else
 		snprintf(out, sizeof(out), "%s OK done\r\n", c->tag);
 	sc_send(c, out);

@@ -353,8 +353,7 @@ sess_write_cb(struct bufferevent *bev, void *arg)
 
 	(void)bev;
 	if (sess_flags_get(s) & SESS_F_FLUSHCLOSE) {
-		(void)sess_linger;
-		sess_close(s, ((struct sess_priv *)s)->close_reason);
+		sess_linger(s);
 		return;
 	}
 	if (sess_flags_get(s) & SESS_F_STARTTLS)
@@ -437,7 +436,7 @@ sess_close_after_flush(struct sess *s, const char *reason)
 	if (s->closing)
 		return;
 	if (evbuffer_get_length(bufferevent_get_output(s->bev)) == 0) {
-		sess_close(s, reason);
+		sess_linger(s);
 		return;
 	}
 	sess_flags_set(s, SESS_F_FLUSHCLOSE, true);

@@ -177,6 +177,19 @@ def test_long_line_before_login(c):
 	_alive(c)
 
 
+def test_over_long_line_reply_survives(c):
+	"""Lingering close: posternd stops reading at line_max and says BYE; a
+	client still sending its 768 KB line must be able to finish the write
+	and read the BYE, not get a reset (closing with unread input sends a
+	RST; over TLS the client's write fails)."""
+	for i in range(4):
+		with Raw(c.p.imap_tls) as r:
+			r.read_greeting()
+			r.send(b"a%d LOGIN " % i + b"x" * 768 * 1024 + b"\r\n")
+			eq(r.line(timeout=10), b"* BYE Line too long\r\n", "BYE after a 768 KB line (%d)" % i)
+			r.expect_eof()
+
+
 def test_login_timeout(c):
 	# A logged-in session on the same daemon is not affected by it.
 	live, resp = login_raw(c.b.imap_tls, c.acct, c.tok)

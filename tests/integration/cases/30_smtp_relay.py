@@ -337,8 +337,9 @@ def test_upstream_refuses_password(c):
 		# The session stays; the next MAIL tries again, same answer.
 		s.expect("MAIL FROM:<%s>" % ALICE, 454, "4.7.0")
 		s.expect("QUIT", 221)
-	a = get_account(c, acct)
-	eq(a.get("state"), "authenticationError", "account state")
+	# Recorded in Redis asynchronously: poll.
+	a = wait_until(lambda: (lambda a: a if a.get("state") == "authenticationError" else None)(get_account(c, acct)),
+	    10, "account state authenticationError")
 	le = a.get("lastError") or {}
 	contains(le.get("response", ""), "authentication failed", "lastError.response")
 	check(le.get("time"), "lastError.time: %r" % le)
@@ -354,8 +355,8 @@ def test_upstream_down(c):
 		check_reply(r, 454, "4.7.0", "Upstream server unavailable", "MAIL with the upstream down")
 		s.expect("RCPT TO:<%s>" % BOB, 503, "5.5.1", what="RCPT after the failed MAIL")
 		s.expect("NOOP", 250)
-	a = get_account(c, acct)
-	eq(a.get("state"), "connectError", "account state")
+	a = wait_until(lambda: (lambda a: a if a.get("state") == "connectError" else None)(get_account(c, acct)),
+	    10, "account state connectError")
 	check((a.get("lastError") or {}).get("response"), "lastError: %r" % a.get("lastError"))
 
 
