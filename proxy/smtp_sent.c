@@ -322,7 +322,9 @@ sent_read_cb(struct bufferevent *bev, void *arg)
 	    1) {
 		if (r.kind == UP_RESP_UNTAGGED) {
 			if (r.status == UP_RESP_BYE) {
-				sent_done(t, "upstream said BYE");
+				/* Expected as the answer to our LOGOUT. */
+				sent_done(t, t->step == SENT_LOGOUT ? NULL :
+				    "upstream said BYE");
 				return;
 			}
 			if (t->step == SENT_LIST)
