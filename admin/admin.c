@@ -293,7 +293,8 @@ struct admin *
 admin_new(struct event_base *base, const struct cfg *cfg, struct tok *tok,
     char *err, size_t errlen)
 {
-	struct admin *a = xcalloc(1, sizeof(*a));
+	struct admin	*a = xcalloc(1, sizeof(*a));
+	char		 derr[256];
 
 	a->base = base;
 	a->cfg = cfg;
@@ -324,6 +325,11 @@ admin_new(struct event_base *base, const struct cfg *cfg, struct tok *tok,
 	log_info("event=admin_listen socket=\"%s\"%s%s", cfg->admin_socket,
 	    a->http_tcp != NULL ? " tcp=" : "",
 	    a->http_tcp != NULL ? cfg->admin_listen : "");
+	/* Autoconfig/verify resources now, before the loop runs: loading
+	 * the CA store takes tens of ms. On failure the first request
+	 * retries (admin_disc_env) and reports why. */
+	if ((a->disc = disc_env_new(base, cfg, derr, sizeof(derr))) == NULL)
+		log_warn("event=discover_setup reason=\"%s\"", derr);
 	return a;
 fail:
 	admin_free(&a);

@@ -163,16 +163,17 @@ app_norm(const cJSON *in, const char *id, const char *kept_secret,
 		    "characters without blanks", APP_CLIENT_ID_MAX);
 	sec = cJSON_GetObjectItemCaseSensitive(in, "clientSecret");
 	if (sec != NULL && !is_text(sec, 1, APP_SECRET_MAX, true))
-		return fail(e, "clientSecret", "clientSecret must be a string of "
-		    "1-%d characters", APP_SECRET_MAX);
+		return fail(e, "clientSecret", "clientSecret must be a "
+		    "string of 1-%d characters", APP_SECRET_MAX);
 	url = cJSON_GetObjectItemCaseSensitive(in, "tokenUrl");
 	if (strcmp(p, "custom") == 0) {
 		if (url == NULL)
 			return fail(e, "tokenUrl", "tokenUrl is required for a "
 			    "custom provider");
 		if (!cJSON_IsString(url) || !token_url_ok(url->valuestring))
-			return fail(e, "tokenUrl", "tokenUrl must be an https:// "
-			    "URL (http:// only to a loopback address)");
+			return fail(e, "tokenUrl", "tokenUrl must be an "
+			    "https:// URL (http:// only to a loopback "
+			    "address)");
 	} else if (url != NULL)
 		return fail(e, "tokenUrl", "tokenUrl is only for a custom "
 		    "provider (%s has a preset)", p);
@@ -180,8 +181,8 @@ app_norm(const cJSON *in, const char *id, const char *kept_secret,
 	if (sc != NULL) {
 		if (!cJSON_IsArray(sc) || cJSON_GetArraySize(sc) < 1 ||
 		    cJSON_GetArraySize(sc) > APP_SCOPES_MAX)
-			return fail(e, "scopes", "scopes must be an array of 1-%d "
-			    "strings", APP_SCOPES_MAX);
+			return fail(e, "scopes", "scopes must be an array of "
+			    "1-%d strings", APP_SCOPES_MAX);
 		cJSON_ArrayForEach(v, sc) {
 			snprintf(field, sizeof(field), "scopes.%d", i++);
 			if (!is_text(v, 1, APP_SCOPE_MAX, false))
@@ -193,11 +194,11 @@ app_norm(const cJSON *in, const char *id, const char *kept_secret,
 	ten = cJSON_GetObjectItemCaseSensitive(in, "tenant");
 	if (ten != NULL) {
 		if (strcmp(p, "outlook") != 0)
-			return fail(e, "tenant", "tenant is only for the outlook "
-			    "provider");
+			return fail(e, "tenant", "tenant is only for the "
+			    "outlook provider");
 		if (!cJSON_IsString(ten) || !tenant_ok(ten->valuestring))
-			return fail(e, "tenant", "tenant must be a tenant id or "
-			    "domain (letters, digits, '.', '_', '-')");
+			return fail(e, "tenant", "tenant must be a tenant id "
+			    "or domain (letters, digits, '.', '_', '-')");
 	}
 	mech = cJSON_GetObjectItemCaseSensitive(in, "mechanism");
 	if (mech != NULL && (!cJSON_IsString(mech) ||
@@ -216,8 +217,8 @@ app_norm(const cJSON *in, const char *id, const char *kept_secret,
 		snprintf(aad, sizeof(aad), "%s\nclientSecret", id);
 		if ((sealed = crypto_seal_str(sec->valuestring, aad)) == NULL) {
 			cJSON_Delete(out);
-			fail(e, "clientSecret", "cannot encrypt clientSecret (no "
-			    "secret key loaded)");
+			fail(e, "clientSecret", "cannot encrypt clientSecret "
+			    "(no secret key loaded)");
 			e->status = 500;
 			return NULL;
 		}
@@ -414,7 +415,8 @@ admin_oauth2_create(struct admin_req *ar)
 	    "id") == NULL) {
 		if (crypto_random(rnd, sizeof(rnd)) == -1) {
 			cJSON_Delete(body);
-			admin_http_error(ar, 500, NULL, NULL, "no random bytes");
+			admin_http_error(ar, 500, NULL, NULL,
+			    "no random bytes");
 			return;
 		}
 		str_hex_encode(rnd, sizeof(rnd), gen);

@@ -35,7 +35,7 @@
 
 #define OAUTH_RESP_MAX		(64 * 1024)	/* token endpoint answer */
 #define OAUTH_POLL_MS		100		/* waiting for another holder */
-#define OAUTH_LOCK_SLACK_MS	5000		/* lock TTL beyond the timeout */
+#define OAUTH_LOCK_SLACK_MS	5000		/* lock TTL past the timeout */
 #define OAUTH_EXPIRES_DEFAULT_S	3600		/* no expires_in given */
 #define OAUTH_EXPIRES_MAX_S	(366LL * 86400)
 #define OAUTH_USER_AGENT	"postern/" "0.1"
@@ -253,7 +253,8 @@ is_token_text(const char *s)
 static void
 error_text(const cJSON *j, long status, struct auth_oauth_resp *r)
 {
-	const char	*e = jstr(j, "error"), *d = jstr(j, "error_description");
+	const char	*e = jstr(j, "error");
+	const char	*d = jstr(j, "error_description");
 	char		 eb[64], db[128];
 
 	str_sanitize(e != NULL ? e : "", 48, eb, sizeof(eb));
@@ -294,8 +295,8 @@ auth_oauth_parse_response(bool curl_ok, long status, const char *body,
 	rt = jstr(j, "refresh_token");
 	if (!cJSON_IsObject(j) || !is_token_text(at) ||
 	    (rt != NULL && !is_token_text(rt))) {
-		snprintf(r->error, sizeof(r->error), "HTTP 200 without a usable "
-		    "access_token");
+		snprintf(r->error, sizeof(r->error), "HTTP 200 without a "
+		    "usable access_token");
 		cJSON_Delete(j);
 		return;
 	}
@@ -672,8 +673,9 @@ read_cb(void *arg, int rc, const struct tok_oauth_cache *c,
 
 	mine = c->ver != NULL && strcmp(c->ver, f->ver) == 0;
 	if (mine && c->failed != NULL) {
-		finish(f, AUTH_OAUTH_REVOKED, "the provider rejected the refresh "
-		    "token (invalid_grant); renew the account's authorization");
+		finish(f, AUTH_OAUTH_REVOKED, "the provider rejected the "
+		    "refresh token (invalid_grant); renew the account's "
+		    "authorization");
 		return;
 	}
 	if (mine && open_sealed(f, c->access, TOK_OAUTH_AAD_ACCESS, &tok))
@@ -820,13 +822,15 @@ refresh_fail(struct flight *f, const char *why)
 static void
 refresh_start(struct flight *f, const char *refresh, const cJSON *app)
 {
-	const char	*cid = jstr(app, "clientId"), *sec = jstr(app, "clientSecret");
+	const char	*cid = jstr(app, "clientId");
+	const char	*sec = jstr(app, "clientSecret");
 	const char	*scope = NULL;
 	const cJSON	*sc;
 	char		*url, aad[512], *scopes = NULL;
 	CURL		*e;
 
-	if (cid == NULL || (url = auth_oauth_token_url(app, mgr->cfg)) == NULL) {
+	url = cid != NULL ? auth_oauth_token_url(app, mgr->cfg) : NULL;
+	if (url == NULL) {
 		refresh_fail(f, "the OAuth2 application has no client id or "
 		    "token URL");
 		return;
@@ -973,9 +977,9 @@ refresh_done(struct flight *f, CURLcode cc)
 		finish(f, AUTH_OAUTH_OK, NULL);
 		break;
 	case AUTH_OAUTH_REVOKED:
-		log_warn("event=oauth2_refresh result=revoked account=%s app=%s "
-		    "reason=\"%s\" ms=%lld", f->account, f->app_id, r.error,
-		    ms);
+		log_warn("event=oauth2_refresh result=revoked account=%s "
+		    "app=%s reason=\"%s\" ms=%lld", f->account, f->app_id,
+		    r.error, ms);
 		tok_oauth_cache_fail(mgr->tok, f->account, f->ver,
 		    f->failures + 1, 0, r.error);
 		snprintf(why, sizeof(why), "OAuth2 refresh token rejected by "

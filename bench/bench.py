@@ -321,6 +321,12 @@ def summary(values):
 	return {"median": statistics.median(v), "min": min(v), "max": max(v), "runs": v}
 
 
+def login_summary(runs):
+	out = {k: summary([x[k] for x in runs]) for k in ("rate", "p50_ms", "p99_ms", "tls_p50_ms", "greeting_p50_ms", "login_p50_ms")}
+	out["errors"] = sum(x["errors"] for x in runs)
+	return out
+
+
 def med(s):
 	return s["median"] if s else None
 
@@ -358,8 +364,9 @@ def fig_login(ctx, contenders, clients, rounds, secs):
 				res = pbench("login", "127.0.0.1", port, user, pw, n, secs, timeout=secs + 120)
 				res["client_cores"] = res["client_cpu"] / res["secs"]
 				runs[(key, n)].append(res)
-				log("login c=%-2d round %d %-14s %7.1f/s p50 %.1f ms p99 %.1f ms errors %d client %.2f core" % (
-				    n, r + 1, key, res["rate"], res["p50_ms"], res["p99_ms"], res["errors"], res["client_cores"]))
+				log("login c=%-2d round %d %-14s %7.1f/s p50 %.1f ms (TLS %.1f greeting %.1f LOGIN %.1f) p99 %.1f ms errors %d client %.2f core" % (
+				    n, r + 1, key, res["rate"], res["p50_ms"], res["tls_p50_ms"], res["greeting_p50_ms"], res["login_p50_ms"],
+				    res["p99_ms"], res["errors"], res["client_cores"]))
 	return runs
 
 
@@ -636,8 +643,7 @@ def main():
 			fake, oc = oauth_setup(env, p, stub.port)
 			n0 = fake.counts()[0]
 			fl = fig_login(ctx, [(k, p.imap_tls, a, t) for k, a, t in oc], P["login_clients"], rounds, P["login_secs"])
-			f_fig = {"%s_c%d" % k: {"rate": summary([x["rate"] for x in v]), "p50_ms": summary([x["p50_ms"] for x in v]),
-			    "p99_ms": summary([x["p99_ms"] for x in v]), "errors": sum(x["errors"] for x in v)} for k, v in fl.items()}
+			f_fig = {"%s_c%d" % k: login_summary(v) for k, v in fl.items()}
 			f_fig["token_requests_during_run"] = fake.counts()[0] - n0
 			fake.stop()
 		except (HarnessError, harness.TestFailure, OSError, ValueError) as e:
@@ -660,8 +666,7 @@ def main():
 		    "figures": {
 			"a_fetch_MBps": {k: summary([x["mbps"] for x in v]) for k, v in fetch.items()},
 			"d_cpu_s_per_GB": {k: summary([x["cpu_per_gb"] for x in v]) for k, v in fetch.items() if v[0]["cpu_per_gb"] is not None},
-			"b_login": {"%s_c%d" % k: {"rate": summary([x["rate"] for x in v]), "p50_ms": summary([x["p50_ms"] for x in v]),
-			    "p99_ms": summary([x["p99_ms"] for x in v]), "errors": sum(x["errors"] for x in v)} for k, v in login.items()},
+			"b_login": {"%s_c%d" % k: login_summary(v) for k, v in login.items()},
 			"c_idle_bytes_per_session": {"postern": {str(n): summary(v) for n, v in idle["postern"].items()},
 			    "nginx": {str(n): summary(v) for n, v in idle["nginx"].items()}, "errors": idle_err},
 			"e_smtp_msgs_per_s": {k: summary([x["rate"] for x in v]) for k, v in smtp.items()},

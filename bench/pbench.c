@@ -7,7 +7,8 @@
  *	of the FETCH alone.
  *   pbench login HOST PORT USER PASS CLIENTS SECONDS
  *	CLIENTS threads, each a loop of connect, TLS, greeting, LOGIN,
- *	LOGOUT: logins/s and the latency from connect to the LOGIN OK.
+ *	LOGOUT: logins/s, the latency from connect to the LOGIN OK and the
+ *	median of each phase (TLS handshake, greeting, LOGIN).
  *   pbench idle HOST PORT ACCOUNTS_FILE THREADS
  *	Reads commands on stdin: "open N" opens TLS sessions up to N in
  *	total, each logged in (accounts used round-robin) and in IDLE,
@@ -417,7 +418,8 @@ struct login_arg {
 	const char	*host, *user, *pass;
 	int		 port;
 	double		 deadline;
-	double		*lat;
+	double		*lat;		/* connect to LOGIN OK */
+	double		*ph[3];		/* TLS done, greeting, LOGIN OK */
 	size_t		 nlat, maxlat;
 	uint64_t	 ok, errors;
 };
@@ -429,19 +431,37 @@ login_thread(void *arg)
 	struct conn		*c = calloc(1, sizeof(*c));
 
 	while (now_s() < a->deadline) {
-		double t0 = now_s();
+		char	line[LINE_MAX_B];
+		double	t0 = now_s(), th, tg, t1;
 
-		if (conn_open(c, a->host, a->port, true) == -1 ||
-		    imap_login(c, a->user, a->pass) == -1) {
+		if (conn_open(c, a->host, a->port, true) == -1) {
+			a->errors++;
+			usleep(10000);
+			continue;
+		}
+		th = now_s();
+		if (conn_line(c, line, sizeof(line)) == -1 ||
+		    strncmp(line, "* OK", 4) != 0) {
 			a->errors++;
 			conn_close(c);
 			usleep(10000);
 			continue;
 		}
-		double t1 = now_s();
-
-		if (a->nlat < a->maxlat)
+		tg = now_s();
+		if (conn_printf(c, "L LOGIN \"%s\" \"%s\"\r\n", a->user,
+		    a->pass) == -1 || imap_wait(c, "L") != 1) {
+			a->errors++;
+			conn_close(c);
+			usleep(10000);
+			continue;
+		}
+		t1 = now_s();
+		if (a->nlat < a->maxlat) {
+			a->ph[0][a->nlat] = th - t0;
+			a->ph[1][a->nlat] = tg - th;
+			a->ph[2][a->nlat] = t1 - tg;
 			a->lat[a->nlat++] = t1 - t0;
+		}
 		a->ok++;
 		if (conn_printf(c, "Z LOGOUT\r\n") == 0)
 			(void)imap_wait(c, "Z");
@@ -476,7 +496,7 @@ mode_login(int argc, char **argv)
 	struct login_arg	*a;
 	pthread_t		*th;
 	int			 n;
-	double			 secs, t0, t1, c0, c1, *all;
+	double			 secs, t0, t1, c0, c1, *all, ph50[3];
 	size_t			 nall = 0;
 	uint64_t		 ok = 0, err = 0;
 
@@ -498,6 +518,8 @@ mode_login(int argc, char **argv)
 		a[i].deadline = t0 + secs;
 		a[i].maxlat = LAT_MAX / (size_t)n;
 		a[i].lat = malloc(a[i].maxlat * sizeof(double));
+		for (int k = 0; k < 3; k++)
+			a[i].ph[k] = malloc(a[i].maxlat * sizeof(double));
 		if (pthread_create(&th[i], NULL, login_thread, &a[i]) != 0)
 			die("pthread_create");
 	}
@@ -507,18 +529,33 @@ mode_login(int argc, char **argv)
 	c1 = cpu_s();
 	all = malloc(LAT_MAX * sizeof(double));
 	for (int i = 0; i < n; i++) {
-		memcpy(all + nall, a[i].lat, a[i].nlat * sizeof(double));
-		nall += a[i].nlat;
 		ok += a[i].ok;
 		err += a[i].errors;
-		free(a[i].lat);
 	}
-	qsort(all, nall, sizeof(double), cmp_double);
+	/* Medians of the phases first, then of the whole login. */
+	for (int k = 0; k < 4; k++) {
+		nall = 0;
+		for (int i = 0; i < n; i++) {
+			memcpy(all + nall, k < 3 ? a[i].ph[k] : a[i].lat,
+			    a[i].nlat * sizeof(double));
+			nall += a[i].nlat;
+		}
+		qsort(all, nall, sizeof(double), cmp_double);
+		if (k < 3)
+			ph50[k] = pct(all, nall, 0.50) * 1000;
+	}
+	for (int i = 0; i < n; i++) {
+		free(a[i].lat);
+		for (int k = 0; k < 3; k++)
+			free(a[i].ph[k]);
+	}
 	printf("{\"logins\": %llu, \"errors\": %llu, \"secs\": %.4f, "
 	    "\"rate\": %.2f, \"p50_ms\": %.3f, \"p99_ms\": %.3f, "
-	    "\"client_cpu\": %.4f}\n", (unsigned long long)ok,
-	    (unsigned long long)err, t1 - t0, (double)ok / (t1 - t0),
-	    pct(all, nall, 0.50) * 1000, pct(all, nall, 0.99) * 1000, c1 - c0);
+	    "\"tls_p50_ms\": %.3f, \"greeting_p50_ms\": %.3f, "
+	    "\"login_p50_ms\": %.3f, \"client_cpu\": %.4f}\n",
+	    (unsigned long long)ok, (unsigned long long)err, t1 - t0,
+	    (double)ok / (t1 - t0), pct(all, nall, 0.50) * 1000,
+	    pct(all, nall, 0.99) * 1000, ph50[0], ph50[1], ph50[2], c1 - c0);
 	free(all);
 	free(a);
 	free(th);

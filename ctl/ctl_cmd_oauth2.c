@@ -344,14 +344,14 @@ out:
 }
 
 #define APP_HELP							\
-	"      --file FILE     the application as JSON (docs/API.md); - "	\
-	"reads stdin;\n"						\
+	"      --file FILE     the application as JSON (docs/API.md); "	\
+	"- reads stdin;\n"						\
 	"                      excludes the options below\n"		\
 	"      --provider P    gmail, outlook or custom\n"		\
 	"      --client-id ID  the OAuth2 client id\n"			\
 	"      --client-secret-file FILE\n"				\
-	"                      first line of FILE (- for stdin) is the "	\
-	"client secret\n"						\
+	"                      first line of FILE (- for stdin) is "	\
+	"the client secret\n"						\
 	"      --token-url URL custom: the token endpoint (https://)\n"	\
 	"      --scope S       a scope (repeatable; default: the preset's)\n" \
 	"      --tenant T      outlook: the tenant (default common)\n"	\
@@ -371,7 +371,8 @@ const struct ctl_cmd ctl_cmd_oauth2[] = {
 	{ "list", oauth2_list, NULL, "[--page N] [--page-size N]",
 	  "List OAuth2 applications.",
 	  "      --page N        page to show, from 0\n"
-	  "      --page-size N   applications per page, 1-1000 (default 20)\n" },
+	  "      --page-size N   applications per page, 1-1000 "
+	  "(default 20)\n" },
 	{ "show", oauth2_show, NULL, "APP",
 	  "Show APP without its client secret.", NULL },
 	{ "delete", oauth2_delete, NULL, "APP",

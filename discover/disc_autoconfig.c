@@ -352,7 +352,7 @@ xml_addr_cb(void *arg, const struct disc_dns_result *r)
 	/* curl connects to the addresses our resolver found. */
 	o = (size_t)snprintf(resolve, sizeof(resolve), "%s:%d:", ac->url_host,
 	    ac->url_port);
-	for (size_t i = 0; i < r->n && i < 4; i++)
+	for (size_t i = 0; i < r->n && i < 4 && o < sizeof(resolve); i++)
 		o += (size_t)snprintf(resolve + o, sizeof(resolve) - o,
 		    strchr(r->rr[i].name, ':') != NULL ? "%s[%s]" : "%s%s",
 		    i > 0 ? "," : "", r->rr[i].name);
@@ -678,6 +678,7 @@ disc_ac_new(struct disc_env *env, const char *email, const char *domain,
 	tv.tv_sec = (time_t)(ac->cfg->ac_timeout_ms / 1000);
 	tv.tv_usec = (suseconds_t)(ac->cfg->ac_timeout_ms % 1000 * 1000);
 	evtimer_add(ac->timer, &tv);
+	log_debug("event=autoconfig_start domain=%s", ac->domain);
 	ac_goto(ac, AC_PROVIDER);
 	return ac;
 }

@@ -595,6 +595,10 @@ target_for(const struct up_target *t, long long timeout_ms)
 static void
 login_start(struct vcheck *ck, const struct up_target *t)
 {
+	log_debug("event=verify_start proto=%s upstream=%s:%d tls=%s",
+	    ck->imap ? "imap" : "smtp", t->host, t->port,
+	    t->tls == UP_TLS_IMPLICIT ? "implicit" : t->tls == UP_TLS_STARTTLS ?
+	    "starttls" : "none");
 	if (ck->imap)
 		ck->ui = up_imap_new(&ck->v->env->up, t, imap_login_cb, ck);
 	else
@@ -652,7 +656,7 @@ login_failed(struct vcheck *ck, enum up_fail fail, const char *why,
 	ck->other->tls = ck->t->tls == UP_TLS_IMPLICIT ? UP_TLS_STARTTLS :
 	    UP_TLS_IMPLICIT;
 	ck->state = CK_OTHER;
-	log_debug("event=verify proto=%s upstream=%s:%d retry=%s",
+	log_debug("event=verify_retry proto=%s upstream=%s:%d mode=%s",
 	    ck->imap ? "imap" : "smtp", ck->t->host, ck->t->port,
 	    ck->other->tls == UP_TLS_IMPLICIT ? "implicit_tls" : "starttls");
 	login_start(ck, ck->other);
@@ -741,17 +745,20 @@ mailbox_start(struct vcheck *ck)
 static void
 imap_login_cb(void *arg, enum up_fail fail, const char *why)
 {
-	struct vcheck *ck = arg;
+	struct vcheck	*ck = arg;
+	char		 reason[400];
 
 	if (fail == UP_OK && ck->state == CK_LOGIN) {
 		mailbox_start(ck);
 		return;
 	}
+	/* why points into the up_imap, which is freed next. */
+	snprintf(reason, sizeof(reason), "%s", why != NULL ? why : "");
 	up_imap_free(&ck->ui);
 	if (fail == UP_OK)
 		login_failed(ck, UP_OK, NULL, true);	/* other mode works */
 	else
-		login_failed(ck, fail, why, false);
+		login_failed(ck, fail, reason, false);
 }
 
 static void

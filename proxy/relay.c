@@ -1,9 +1,11 @@
 /*
  * The relay does no per-byte work: each read callback moves the whole
  * input evbuffer onto the other side's output (evbuffer_add_buffer moves
- * chain pointers, it does not copy), and pauses reading while the other
- * side has more than RELAY_HWM queued, so a client that stops reading
- * during a large FETCH holds at most that much in Postern.
+ * chain pointers, it does not copy), then pulls what else that side has
+ * straight into the other's output in large reads (relay_pull: libevent's
+ * own reads are 4 KiB or one TLS record each), and pauses reading while
+ * the other side has more than RELAY_HWM queued, so a client that stops
+ * reading during a large FETCH holds at most that much in Postern.
  */
 #include <stdlib.h>
 #include <sys/uio.h>
@@ -13,6 +15,7 @@
 #include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 #include <openssl/err.h>
+#include <openssl/ssl.h>
 
 #include "common/str.h"
 #include "common/xmalloc.h"
@@ -21,6 +24,7 @@
 
 #define RELAY_PULL_CHUNK	(64 * 1024)	/* one readv */
 #define RELAY_PULL_MAX		(256 * 1024)	/* per read callback */
+#define RELAY_SSL_CHUNK		(16 * 1024)	/* one TLS record */
 
 struct relay {
 	struct sess		*s;
@@ -70,25 +74,20 @@ relay_move(struct relay *r, struct bufferevent *from, struct bufferevent *to,
 	}
 }
 
+static void	relay_side_gone(struct relay *, struct bufferevent *,
+		    struct bufferevent *, short, const char *);
+
 /*
  * libevent 2.1 reads a plain socket 4 KiB at a time (EVBUFFER_MAX_READ):
- * a loop turn and five system calls per 4 KiB. When "from" is a plain
- * socket, take what else it has now, in RELAY_PULL_CHUNK reads straight
- * into the other side's output, up to RELAY_PULL_MAX per callback and
- * while that output is under the high-water mark. EOF and errors are left
- * for the bufferevent's own next read to report.
+ * a loop turn and five system calls per 4 KiB. Take what else the socket
+ * has now, in RELAY_PULL_CHUNK reads straight into the other side's
+ * output, up to RELAY_PULL_MAX per callback. EOF and errors are left for
+ * the bufferevent's own next read to report.
  */
 static void
-relay_pull(struct relay *r, struct bufferevent *from, struct bufferevent *to,
-    uint64_t *count)
+relay_pull_fd(evutil_socket_t fd, struct evbuffer *dst, size_t *got)
 {
-	struct evbuffer	*dst = bufferevent_get_output(to);
-	evutil_socket_t	 fd = bufferevent_getfd(from);
-	size_t		 got = 0;
-
-	if (fd < 0 || bufferevent_openssl_get_ssl(from) != NULL)
-		return;
-	while (got < RELAY_PULL_MAX && evbuffer_get_length(dst) <= RELAY_HWM) {
+	while (*got < RELAY_PULL_MAX && evbuffer_get_length(dst) <= RELAY_HWM) {
 		struct evbuffer_iovec	v[2];
 		struct iovec		iov[2];
 		size_t			room = 0;
@@ -111,18 +110,77 @@ relay_pull(struct relay *r, struct bufferevent *from, struct bufferevent *to,
 		} else
 			v[1].iov_len = (size_t)n - v[0].iov_len;
 		evbuffer_commit_space(dst, v, nv);
-		got += (size_t)n;
+		*got += (size_t)n;
 		if ((size_t)n < room)
 			break;		/* the socket is drained */
 	}
-	if (got == 0)
-		return;
-	*count += got;
-	r->s->last_active_ms = str_now_ms();
-	if (evbuffer_get_length(dst) > RELAY_HWM) {
-		bufferevent_disable(from, EV_READ);
-		bufferevent_setwatermark(to, EV_WRITE, RELAY_LWM, 0);
+}
+
+/*
+ * A TLS side has read-ahead on during the relay (relay_new): one read(2)
+ * brings several records, and libevent takes only the first. Everything
+ * else OpenSSL holds is taken here, until it needs the socket again: a
+ * complete record left inside OpenSSL would get no socket event. Only the
+ * high-water mark stops us earlier; the write callbacks pull again when
+ * they resume reading. Returns BEV_EVENT_EOF or BEV_EVENT_ERROR when the
+ * side is gone, else 0.
+ */
+static short
+relay_pull_ssl(SSL *ssl, struct evbuffer *dst, size_t *got)
+{
+	while (evbuffer_get_length(dst) <= RELAY_HWM) {
+		struct evbuffer_iovec	v[2];
+		size_t			n = 0;
+
+		if (evbuffer_reserve_space(dst, RELAY_SSL_CHUNK, v, 2) <= 0)
+			break;
+		ERR_clear_error();
+		if (SSL_read_ex(ssl, v[0].iov_base, v[0].iov_len, &n) == 1) {
+			v[0].iov_len = n;
+			evbuffer_commit_space(dst, v, 1);
+			*got += n;
+			continue;
+		}
+		switch (SSL_get_error(ssl, 0)) {
+		case SSL_ERROR_WANT_READ:
+		case SSL_ERROR_WANT_WRITE:
+			return 0;	/* libevent's next turn */
+		case SSL_ERROR_ZERO_RETURN:
+			return BEV_EVENT_EOF;
+		default:
+			ERR_clear_error();
+			return BEV_EVENT_ERROR;
+		}
 	}
+	return 0;
+}
+
+/* Moves what "from" has beyond its input buffer to "to" (see above). */
+static void
+relay_pull(struct relay *r, struct bufferevent *from, struct bufferevent *to,
+    uint64_t *count)
+{
+	struct evbuffer	*dst = bufferevent_get_output(to);
+	SSL		*ssl = bufferevent_openssl_get_ssl(from);
+	evutil_socket_t	 fd = bufferevent_getfd(from);
+	size_t		 got = 0;
+	short		 gone = 0;
+
+	if (ssl != NULL)
+		gone = relay_pull_ssl(ssl, dst, &got);
+	else if (fd >= 0)
+		relay_pull_fd(fd, dst, &got);
+	if (got > 0) {
+		*count += got;
+		r->s->last_active_ms = str_now_ms();
+		if (evbuffer_get_length(dst) > RELAY_HWM) {
+			bufferevent_disable(from, EV_READ);
+			bufferevent_setwatermark(to, EV_WRITE, RELAY_LWM, 0);
+		}
+	}
+	if (gone != 0)
+		relay_side_gone(r, from, to, gone | BEV_EVENT_READING,
+		    from == r->up ? "upstream" : "client");
 }
 
 static void
@@ -147,7 +205,8 @@ relay_up_read_cb(struct bufferevent *bev, void *arg)
 static void
 relay_client_write_cb(struct bufferevent *bev, void *arg)
 {
-	struct relay *r = arg;
+	struct relay	*r = arg;
+	bool		 paused;
 
 	(void)bev;
 	if (r->closing) {
@@ -156,13 +215,17 @@ relay_client_write_cb(struct bufferevent *bev, void *arg)
 		return;
 	}
 	bufferevent_setwatermark(r->s->bev, EV_WRITE, 0, 0);
+	paused = (bufferevent_get_enabled(r->up) & EV_READ) == 0;
 	bufferevent_enable(r->up, EV_READ);
+	if (paused)	/* what OpenSSL holds has no socket event */
+		relay_pull(r, r->up, r->s->bev, &r->out);
 }
 
 static void
 relay_up_write_cb(struct bufferevent *bev, void *arg)
 {
-	struct relay *r = arg;
+	struct relay	*r = arg;
+	bool		 paused;
 
 	(void)bev;
 	if (r->closing) {
@@ -171,7 +234,10 @@ relay_up_write_cb(struct bufferevent *bev, void *arg)
 		return;
 	}
 	bufferevent_setwatermark(r->up, EV_WRITE, 0, 0);
+	paused = (bufferevent_get_enabled(r->s->bev) & EV_READ) == 0;
 	bufferevent_enable(r->s->bev, EV_READ);
+	if (paused)
+		relay_pull(r, r->s->bev, r->up, &r->in);
 }
 
 static const char *
@@ -240,7 +306,8 @@ relay_up_event_cb(struct bufferevent *bev, short what, void *arg)
 struct relay *
 relay_new(struct sess *s, struct bufferevent *up)
 {
-	struct relay *r = xcalloc(1, sizeof(*r));
+	struct relay	*r = xcalloc(1, sizeof(*r));
+	SSL		*ssl;
 
 	r->s = s;
 	r->up = up;
@@ -257,6 +324,12 @@ relay_new(struct sess *s, struct bufferevent *up)
 	 * commands after LOGIN, the upstream's after its tagged OK. */
 	relay_move(r, s->bev, up, &r->in);
 	relay_move(r, up, s->bev, &r->out);
+	/* Read-ahead on TLS sides from here on (relay_pull_ssl drains
+	 * it); before, OpenSSL held at most the record libevent reads. */
+	if ((ssl = bufferevent_openssl_get_ssl(s->bev)) != NULL)
+		SSL_set_read_ahead(ssl, 1);
+	if ((ssl = bufferevent_openssl_get_ssl(up)) != NULL)
+		SSL_set_read_ahead(ssl, 1);
 	return r;
 }
 

@@ -8,7 +8,7 @@ BUILD="gcc make pkg-config libevent-dev libhiredis-dev libcurl4-openssl-dev
  libexpat1-dev libc-ares-dev redis-server ca-certificates"
 TEST="python3 curl dovecot-core dovecot-imapd dovecot-lmtpd dovecot-submissiond
  postfix swaks offlineimap3 isync libnet-ssleay-perl libio-socket-ssl-perl
- clang libclang-rt-14-dev"
+ clang libclang-rt-14-dev dnsmasq-base"
 # make bench: the servers it starts (bench/README.md) and nginx's mail proxy.
 BENCH="python3 dovecot-core dovecot-imapd postfix nginx libnginx-mod-mail"
 

@@ -36,7 +36,8 @@ struct tok_oauth_app {
 
 /* n records (0 when rc != 1); total: all applications (lists only). */
 typedef void tok_oauth_app_cb(void *arg, int rc,
-		    const struct tok_oauth_app *apps, size_t n, long long total);
+		    const struct tok_oauth_app *apps, size_t n,
+		    long long total);
 typedef void tok_oauth_rc_cb(void *arg, int rc);
 
 /* Creates app id with json (normalised, secret sealed): rc 1 created, 0
@@ -70,8 +71,8 @@ struct tok_oauth_cache {
 	const char	*ver;		/* NULL: no entry */
 	const char	*access;	/* sealed access token, or NULL */
 	long long	 expires_ms;	/* of access */
-	const char	*refresh;	/* sealed rotated refresh token, or NULL */
-	const char	*failed;	/* invalid_grant: the provider's words */
+	const char	*refresh;	/* sealed rotated refresh token */
+	const char	*failed;	/* invalid_grant: provider's words */
 	long long	 failures;	/* temporary failures in a row */
 	long long	 retry_ms;	/* no refresh before this (backoff) */
 	long long	 refreshed_ms;	/* last successful refresh */
@@ -82,7 +83,8 @@ struct tok_oauth_cache {
  * held, and application app_id (NULL in the callback when it does not
  * exist). rc 1 or -1. Everything is valid during the callback only. */
 typedef void tok_oauth_cache_cb(void *arg, int rc,
-		    const struct tok_oauth_cache *, const struct tok_oauth_app *);
+		    const struct tok_oauth_cache *,
+		    const struct tok_oauth_app *);
 struct tok_req	*tok_oauth_cache_get(struct tok *, const char *account,
 		    const char *app_id, tok_oauth_cache_cb *, void *arg);
 
@@ -92,8 +94,9 @@ struct tok_req	*tok_oauth_cache_get(struct tok *, const char *account,
  * account no longer exists. cb (may be NULL) gets rc 1, 0 (no account) or
  * -1. */
 struct tok_req	*tok_oauth_cache_put(struct tok *, const char *account,
-		    const char *ver, const char *access_sealed, long long expires_ms,
-		    const char *refresh_sealed, tok_oauth_rc_cb *, void *arg);
+		    const char *ver, const char *access_sealed,
+		    long long expires_ms, const char *refresh_sealed,
+		    tok_oauth_rc_cb *, void *arg);
 /* A refresh failed: records the failure count and the time before which
  * nobody refreshes again, and for a permanent failure (invalid_grant) its
  * text, which blocks refreshes until the account's oauth2 settings change.

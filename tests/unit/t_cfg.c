@@ -942,7 +942,7 @@ TEST(cfg_example_file)
 	fclose(out);
 	fclose(in);
 	free(line);
-	CHECK_INT(nkeys, ==, 44);
+	CHECK_INT(nkeys, ==, 60);
 
 	tdir_new();
 	cfg = tload(text, err);

@@ -314,15 +314,20 @@ def test_keepalive_both_legs(c):
 	u = "alice@example.test"
 	r = _proxy(c, u)
 	with r:
-		local = r.raw.getsockname()[1]
-		ok, lines = keepalive_on("sport = :%d and dport = :%d" % (c.p.imap_tls, local))
-		check(ok, "client leg (posternd's socket) has a keepalive timer: %r" % lines)
+		local = r.sock.getsockname()[1]
+		# ss shows one timer per socket: keepalive once nothing is in
+		# flight (poll past the retransmit timer of the last reply).
+		wait_until(lambda: keepalive_on("sport = :%d and dport = :%d" % (c.p.imap_tls, local))[0], 10,
+		    "client leg (posternd's socket) to show a keepalive timer")
 		# posternd's sockets towards Dovecot's imaps port.
 		import subprocess
-		out = subprocess.run(["ss", "-tnopH", "state", "established", "dport = :%d" % c.dovecot.imaps_port],
-		    capture_output=True, text=True).stdout.splitlines()
-		mine = [l for l in out if "pid=%d," % worker_pid(c.p) in l]
-		check(mine and all("keepalive" in l for l in mine), "upstream leg has a keepalive timer: %r" % out)
+
+		def upstream_leg():
+			out = subprocess.run(["ss", "-tnopH", "state", "established", "dport = :%d" % c.dovecot.imaps_port],
+			    capture_output=True, text=True).stdout.splitlines()
+			mine = [l for l in out if "pid=%d," % worker_pid(c.p) in l]
+			return mine and all("keepalive" in l for l in mine)
+		wait_until(upstream_leg, 10, "upstream leg to show a keepalive timer")
 		r.cmd("l1", "LOGOUT")
 
 

@@ -364,3 +364,26 @@ def test_no_secrets_in_logs(c):
 	for s in secrets_:
 		not_contains(logs, s, "a secret of the fake provider in Postern's logs")
 	contains(logs, "event=oauth2_refresh result=ok", "refresh log lines exist")
+
+
+def test_shutdown_during_refresh(c):
+	"""SIGTERM while a refresh is in flight: a clean exit (no leak for
+	LeakSanitizer, no crash), and the lock expires for the next one."""
+	acct, tok = _account(c)
+	c.fake.reset_counts()
+	c.fake.fail = "slow"
+	c.fake.slow_s = 1.5
+	res = []
+	t = threading.Thread(target=lambda: res.append(_imap(c, acct, tok)[:2]))
+	try:
+		t.start()
+		c.fake.wait_requests(1)
+		rc = c.p.stop()
+	finally:
+		c.fake.fail = None
+		t.join(30)
+	eq(rc, 0, "posternd exit status with a refresh in flight")
+	c.p.start()
+	time.sleep(2.2 + 5)	# the dead holder's lock: token_timeout + 5 s
+	_login_ok(c, acct, tok, "login after the restart")
+test_shutdown_during_refresh.timeout = 120

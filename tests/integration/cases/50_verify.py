@@ -13,6 +13,7 @@ import types
 
 from dnsfake import Dnsmasq, StubServer, closed_port, imap_login_handler, silent_handler
 from harness import check, contains, eq, expect_error, expect_status, not_contains, uniq
+from oauth_fake import FakeProvider
 from postfix import LmtpDovecot, Postfix
 
 TEST_TIMEOUT = 90
@@ -47,7 +48,12 @@ def setup(env):
 	    "upstream": {"dns_server": c.dns.server},
 	    "verify": {"timeout": "%ds" % VERIFY_S}})
 	c.api = c.p.api
-	c.secrets = [PW, BAD_PW]
+	# OAuth2: a Dovecot taking bearer tokens, checked at the fake provider.
+	c.fake = FakeProvider(env).start()
+	c.oauthdc = env.dovecot(oauth2=c.fake.introspect_url, name="dovecot-oauth")
+	c.oauthdc.add_user(ALICE, "unused-" + PW)
+	c.access = c.fake.issue_access(ALICE)
+	c.secrets = [PW, BAD_PW, c.access]
 	return c
 
 
@@ -87,8 +93,9 @@ def test_all_good(c):
 	d = verify(c, {"smtp": smtp(c)})
 	eq(d, {"smtp": {"success": True}}, "only the protocol given is checked")
 	# No message is sent: Postfix saw EHLO, STARTTLS, AUTH, no MAIL.
-	sess = [s for s in c.postfix.sessions() if s[2].get("auth")]
-	check(sess and all("mail" not in s[2] and "data" not in s[2] for s in sess), "no MAIL/DATA: %r" % sess)
+	sess = [s for s in c.postfix.sessions() if s.counts.get("auth")]
+	check(sess and all("mail" not in s.counts and "data" not in s.counts for s in sess),
+	    "no MAIL/DATA: %r" % sess)
 
 
 def test_wrong_password(c):
@@ -189,6 +196,28 @@ def test_provider_refusal_hints(c):
 	failed(d["imap"], "EAUTH", "IMAP access is turned off", what="IMAP disabled at the provider")
 
 
+def test_oauth2_access_token(c):
+	"""An OAuth2 body (no imap password): the access token is used with
+	XOAUTH2/OAUTHBEARER, as the proxy would."""
+	def body(at):
+		return {"imap": {"host": "127.0.0.1", "port": c.oauthdc.imaps_port, "secure": True,
+		    "auth": {"user": ALICE}},
+		    "oauth2": {"provider": "some-app", "auth": {"user": ALICE}, "accessToken": at}}
+	n = c.fake.introspections if hasattr(c.fake, "introspections") else None
+	eq(verify(c, body(c.access)), {"imap": {"success": True}}, "a valid access token")
+	if n is not None:
+		check(c.fake.introspections > n, "Dovecot asked the provider about the token")
+	bad = "at-not-issued-" + uniq("x")
+	c.secrets.append(bad)
+	d = verify(c, body(bad))
+	failed(d["imap"], "EAUTH", "access token", what="a token the provider does not know")
+	# Only a refresh token: verify cannot log in with it (yet).
+	b = body(c.access)
+	del b["oauth2"]["accessToken"]
+	b["oauth2"]["refreshToken"] = "rt-whatever"
+	expect_error(c.api.post("/v1/verifyAccount", b), 400, "imap")
+
+
 def test_validation(c):
 	expect_error(c.api.post("/v1/verifyAccount", {"imap": imap(c, port=70000)}), 400, "imap.port")
 	expect_error(c.api.post("/v1/verifyAccount", {"imap": imap(c), "mailbox": ""}), 400, "mailbox")
@@ -255,3 +284,35 @@ def test_no_secret_in_logs(c):
 		for s in c.secrets:
 			not_contains(text, s, "%s log" % name)
 	contains(c.p.log_text(), "event=verify proto=imap", "one log line per check")
+
+
+def test_shutdown_midway(c):
+	"""A second posternd whose DNS server never answers: a verify waiting
+	for evdns and an autoconfig waiting for c-ares are in flight when the
+	client leaves and when the daemon is stopped. It must exit 0 with no
+	sanitizer report (checked at teardown)."""
+	import socket
+	deaf = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+	deaf.bind(("127.0.0.1", 0))
+	dns = "127.0.0.1:%d" % deaf.getsockname()[1]
+	p2 = c.env.postern(c.redis, name="posternd-deafdns", wait_listeners=False, extra={
+	    "redis": {"prefix": "deaf:"}, "upstream": {"dns_server": dns},
+	    "autoconfig": {"dns_server": dns, "dns_timeout": "10s"}, "verify": {"timeout": "10s"}})
+	socks = []
+	for req in (b"GET /v1/autoconfig?email=a%40far.test HTTP/1.1\r\nHost: x\r\n\r\n",
+	    b"POST /v1/verifyAccount HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+	    b"Content-Length: %d\r\n\r\n"):
+		s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+		s.connect(p2.admin_sock)
+		if req.startswith(b"POST"):
+			body = json.dumps({"imap": imap(c, host="imap.far.test"), "smtp": smtp(c, host="smtp.far.test")}).encode()
+			req = req % len(body) + body
+		s.sendall(req)
+		socks.append(s)
+	time.sleep(0.5)
+	socks[0].close()	# one client leaves, the other stays until the end
+	time.sleep(0.3)
+	eq(p2.stop(), 0, "posternd exit status with lookups in flight")
+	for s in socks[1:]:
+		s.close()
+	deaf.close()
