@@ -404,21 +404,74 @@ admin_http_unavailable(struct admin_req *ar, const char *reason)
 	admin_http_unavailable_extra(ar, reason, NULL);
 }
 
-/* cJSON keeps strings NUL-terminated, so "a\u0000b" would silently become
- * "a": refuse an escaped NUL (a \u0000 preceded by an even number of
- * backslashes) before parsing. No field of ours may hold one. */
-static bool
-admin_http_has_nul_escape(const char *txt, size_t len)
-{
-	for (size_t i = 0; i + 6 <= len; i++) {
-		size_t nb = 0;
+/*
+ * cJSON keeps strings NUL-terminated, so "a\u0000b" would silently become
+ * "a". No field of ours may hold a NUL: find the first escaped one and the
+ * dotted path of the value holding it, so the 400 names the field. Runs on
+ * text cJSON has already accepted, so the syntax is known to be valid.
+ */
+#define NUL_DEPTH_MAX	16
 
-		if (txt[i] != '\\' || strncasecmp(txt + i + 1, "u0000", 5) != 0)
+static bool
+admin_http_nul_field(const char *txt, size_t len, char *path, size_t pathlen)
+{
+	char	 keys[NUL_DEPTH_MAX][64];
+	bool	 obj[NUL_DEPTH_MAX], want_key = false;
+	int	 depth = 0;
+
+	for (size_t i = 0; i < len; i++) {
+		char	 c = txt[i];
+		size_t	 j, start;
+		bool	 nul = false, is_key;
+
+		if (c == '{' || c == '[') {
+			if (depth < NUL_DEPTH_MAX) {
+				obj[depth] = c == '{';
+				keys[depth][0] = '\0';
+			}
+			depth++;
+			want_key = c == '{';
 			continue;
-		for (size_t k = i; k > 0 && txt[k - 1] == '\\'; k--)
-			nb++;
-		if (nb % 2 == 0)
+		}
+		if (c == '}' || c == ']') {
+			depth--;
+			continue;
+		}
+		if (c == ',') {
+			want_key = depth > 0 && depth <= NUL_DEPTH_MAX &&
+			    obj[depth - 1];
+			continue;
+		}
+		if (c != '"')
+			continue;
+		start = i + 1;
+		for (j = start; j < len && txt[j] != '"'; j++) {
+			if (txt[j] != '\\')
+				continue;
+			if (j + 5 < len && strncasecmp(txt + j + 1, "u0000", 5) == 0)
+				nul = true;
+			j++;
+		}
+		is_key = want_key;
+		want_key = false;
+		if (is_key && depth > 0 && depth <= NUL_DEPTH_MAX)
+			snprintf(keys[depth - 1], sizeof(keys[0]), "%.*s",
+			    (int)(j - start), txt + start);
+		if (nul) {
+			size_t o = 0;
+
+			path[0] = '\0';
+			for (int d = 0; d < depth && d < NUL_DEPTH_MAX; d++) {
+				if (!obj[d] || keys[d][0] == '\0')
+					continue;
+				o += snprintf(path + o, o < pathlen ? pathlen - o :
+				    0, "%s%s", o > 0 ? "." : "", keys[d]);
+				if (o >= pathlen)
+					break;
+			}
 			return true;
+		}
+		i = j;
 	}
 	return false;
 }
@@ -429,7 +482,7 @@ admin_http_body(struct admin_req *ar)
 	struct evbuffer	*in = evhttp_request_get_input_buffer(ar->req);
 	size_t		 len = evbuffer_get_length(in);
 	const char	*end = NULL;
-	char		*txt;
+	char		*txt, field[256];
 	cJSON		*j;
 
 	if (len == 0) {
@@ -441,14 +494,16 @@ admin_http_body(struct admin_req *ar)
 	txt[len] = '\0';
 	if (memchr(txt, '\0', len) != NULL)
 		j = NULL;
-	else if (admin_http_has_nul_escape(txt, len)) {
-		free(txt);
-		admin_http_error(ar, 400, NULL, NULL, "NUL characters "
-		    "(\\u0000) are not allowed in the body");
-		return NULL;
-	}
 	else
 		j = cJSON_ParseWithOpts(txt, &end, true);
+	if (j != NULL && admin_http_nul_field(txt, len, field, sizeof(field))) {
+		cJSON_Delete(j);
+		free(txt);
+		admin_http_error(ar, 400, field[0] != '\0' ? field : NULL, NULL,
+		    "%s must not contain NUL characters", field[0] != '\0' ?
+		    field : "the body");
+		return NULL;
+	}
 	free(txt);
 	if (j == NULL) {
 		admin_http_error(ar, 400, NULL, NULL, "the body is not valid "

@@ -5,6 +5,7 @@
  * renegotiation, verification with host-name checks) is set in one place.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <arpa/inet.h>
 
@@ -14,6 +15,110 @@
 
 #include "common/cfg.h"
 #include "common/tls.h"
+
+/*
+ * Upstream TLS sessions, per process: the last session (TLS 1.3 ticket)
+ * each upstream host:port gave us, per client context, offered on the
+ * next connection there so that it resumes instead of doing a full
+ * handshake (no certificate signature and chain check per login).
+ * Verification settings are part of the context, so a session from the
+ * non-verifying context is never offered by the verifying one.
+ */
+#define TLS_SESS_MAX	64
+
+struct tls_sess {
+	SSL_CTX			*ctx;
+	char			 key[272];	/* host:port */
+	SSL_SESSION		*sess;
+	unsigned long long	 used;
+};
+
+static struct tls_sess		tls_sess[TLS_SESS_MAX];
+static unsigned long long	tls_sess_clock;
+static int			tls_sess_idx = -1;	/* SSL ex_data: key */
+
+static void
+tls_sess_key_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx,
+    long argl, void *argp)
+{
+	(void)parent;
+	(void)ad;
+	(void)idx;
+	(void)argl;
+	(void)argp;
+	free(ptr);
+}
+
+/* The entry for ctx+key; with create, a free or the least recently used
+ * one, emptied. */
+static struct tls_sess *
+tls_sess_find(SSL_CTX *ctx, const char *key, bool create)
+{
+	struct tls_sess *lru = &tls_sess[0];
+
+	for (int i = 0; i < TLS_SESS_MAX; i++) {
+		struct tls_sess *e = &tls_sess[i];
+
+		if (e->ctx == ctx && strcmp(e->key, key) == 0) {
+			e->used = ++tls_sess_clock;
+			return e;
+		}
+		if (e->used < lru->used)
+			lru = e;
+	}
+	if (!create)
+		return NULL;
+	if (lru->sess != NULL)
+		SSL_SESSION_free(lru->sess);
+	lru->sess = NULL;
+	lru->ctx = ctx;
+	snprintf(lru->key, sizeof(lru->key), "%s", key);
+	lru->used = ++tls_sess_clock;
+	return lru;
+}
+
+/* OpenSSL has a new session for ssl (after the handshake, or a TLS 1.3
+ * ticket later): keep a copy for the next connection to the same
+ * upstream. A copy, because OpenSSL marks the connection's own session
+ * not resumable when it ends without close_notify (the relay just closes;
+ * TLS 1.1 and later allow resuming after that). */
+static int
+tls_sess_new_cb(SSL *ssl, SSL_SESSION *sess)
+{
+	const char	*key = SSL_get_ex_data(ssl, tls_sess_idx);
+	struct tls_sess	*e;
+	SSL_SESSION	*copy;
+
+	if (key == NULL || !SSL_SESSION_is_resumable(sess) ||
+	    (copy = SSL_SESSION_dup(sess)) == NULL)
+		return 0;
+	e = tls_sess_find(SSL_get_SSL_CTX(ssl), key, true);
+	if (e->sess != NULL)
+		SSL_SESSION_free(e->sess);
+	e->sess = copy;
+	return 0;	/* OpenSSL keeps its reference to sess */
+}
+
+void
+tls_client_session_use(SSL *ssl, const char *host, int port)
+{
+	char		 key[sizeof(tls_sess[0].key)];
+	struct tls_sess	*e;
+	char		*k;
+
+	if (tls_sess_idx < 0)
+		return;
+	snprintf(key, sizeof(key), "%s:%d", host, port);
+	if ((k = strdup(key)) == NULL)
+		return;
+	if (SSL_set_ex_data(ssl, tls_sess_idx, k) != 1) {
+		free(k);
+		return;
+	}
+	e = tls_sess_find(SSL_get_SSL_CTX(ssl), key, false);
+	if (e != NULL && e->sess != NULL && SSL_SESSION_is_resumable(e->sess))
+		(void)SSL_set_session(ssl, e->sess);
+}
 
 /* Short reason for one OpenSSL error code. System errors (a missing cert
  * file) carry errno as their reason and have no reason string. */
@@ -129,6 +234,12 @@ tls_client_ctx_new(const char *ca_file, bool verify, char *err, size_t errlen)
 	SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION |
 	    SSL_OP_NO_RENEGOTIATION | SSL_OP_IGNORE_UNEXPECTED_EOF);
 	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+	if (tls_sess_idx < 0)
+		tls_sess_idx = SSL_get_ex_new_index(0, NULL, NULL, NULL,
+		    tls_sess_key_free);
+	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT |
+	    SSL_SESS_CACHE_NO_INTERNAL_STORE);
+	SSL_CTX_sess_set_new_cb(ctx, tls_sess_new_cb);
 	if (!verify) {
 		SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
 		return ctx;

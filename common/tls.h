@@ -25,6 +25,10 @@ SSL_CTX	*tls_client_ctx_new(const char *ca_file, bool verify, char *err,
 /* New SSL for one upstream connection: SNI = host (unless host is an IP
  * literal) and, when the context verifies, host-name (or IP) checking. */
 SSL	*tls_client_ssl_new(SSL_CTX *, const char *host);
+/* TLS session resumption towards upstreams: offers on ssl the session
+ * last received from host:port through the same context, and keeps the
+ * ones this connection receives (per process, 64 upstreams at most). */
+void	 tls_client_session_use(SSL *, const char *host, int port);
 
 /* Short text for the last OpenSSL error / verify result of ssl, for logs
  * and client-facing reasons ("certificate verify failed: self-signed

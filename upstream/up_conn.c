@@ -229,6 +229,7 @@ start_tls(struct up_conn *c, evutil_socket_t fd)
 		    c->host);
 		return;
 	}
+	tls_client_session_use(ssl, c->host, c->port);
 	/* The handshake starts at once; libevent calls handshake_cb with
 	 * CONNECTED or ERROR. CLOSE_ON_FREE frees the SSL and the fd. */
 	c->bev = bufferevent_openssl_socket_new(c->base, fd, ssl,

@@ -57,6 +57,7 @@ H254 = H253 + "d"
 ACCOUNT_BAD = [
     ("account", DEL, "account"), ("account", "", "account"), ("account", "x" * 257, "account"),
     ("account", "bad/char", "account"), ("account", "sp ace", "account"), ("account", "nul\u0000x", "account"),
+    ("imap.auth.pass", "p\u0000w", "imap.auth.pass"), ("name", "a\u0000", "name"),
     ("account", "caf\u00e9", "account"), ("account", 123, "account"), ("account", None, "account"),
     ("account", ["a"], "account"),
     ("name", 5, "name"), ("email", 5, "email"),
