@@ -65,18 +65,6 @@ admin_http_now_ms(void)
 	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static int
-hexval(int c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 char *
 admin_http_urldecode(const char *s, size_t len)
 {
@@ -91,8 +79,8 @@ admin_http_urldecode(const char *s, size_t len)
 
 			if (i + 2 >= len)
 				goto bad;
-			if ((hi = hexval((unsigned char)s[i + 1])) < 0 ||
-			    (lo = hexval((unsigned char)s[i + 2])) < 0)
+			if ((hi = str_hex_digit((unsigned char)s[i + 1])) < 0 ||
+			    (lo = str_hex_digit((unsigned char)s[i + 2])) < 0)
 				goto bad;
 			c = hi << 4 | lo;
 			i += 2;

@@ -27,8 +27,8 @@ str_hex_encode(const uint8_t *in, size_t len, char *out)
 	out[2 * len] = '\0';
 }
 
-static int
-hexval(int c)
+int
+str_hex_digit(int c)
 {
 	if (c >= '0' && c <= '9')
 		return c - '0';
@@ -45,8 +45,8 @@ str_hex_decode(const char *in, uint8_t *out, size_t outlen)
 	if (strlen(in) != 2 * outlen)
 		return -1;
 	for (size_t i = 0; i < outlen; i++) {
-		int hi = hexval((unsigned char)in[2 * i]);
-		int lo = hexval((unsigned char)in[2 * i + 1]);
+		int hi = str_hex_digit((unsigned char)in[2 * i]);
+		int lo = str_hex_digit((unsigned char)in[2 * i + 1]);
 
 		if (hi < 0 || lo < 0)
 			return -1;
@@ -61,7 +61,7 @@ str_is_hex(const char *s, size_t n)
 	size_t i;
 
 	for (i = 0; s[i] != '\0'; i++)
-		if (hexval((unsigned char)s[i]) < 0)
+		if (str_hex_digit((unsigned char)s[i]) < 0)
 			return false;
 	return i == n;
 }

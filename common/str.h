@@ -15,6 +15,8 @@
 void	 str_hex_encode(const uint8_t *in, size_t len, char *out);
 /* Decodes exactly outlen bytes from 2 * outlen hex chars; -1 on bad input. */
 int	 str_hex_decode(const char *in, uint8_t *out, size_t outlen);
+/* Value of one hex digit (either case), or -1. */
+int	 str_hex_digit(int c);
 /* true if s is exactly n hex characters. */
 bool	 str_is_hex(const char *s, size_t n);
 
