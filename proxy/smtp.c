@@ -271,10 +271,15 @@ smtp_auth_cb(void *arg, struct auth_result *res)
 
 	sm->auth = NULL;
 	if (res->verdict != AUTH_OK) {
+		char buf[200];
+
+		/* The account name is the client's text here: sanitize it so
+		 * a CRLF in it cannot forge log lines. */
 		sess_log(s, res->verdict == AUTH_TEMPFAIL ? LOG_LVL_WARN :
-		    LOG_LVL_INFO, "event=login result=%s account=%s "
+		    LOG_LVL_INFO, "event=login result=%s account=\"%s\" "
 		    "reason=\"%s\"", auth_verdict_name(res->verdict),
-		    res->account, res->reason);
+		    str_sanitize(res->account, 100, buf, sizeof(buf)),
+		    res->reason);
 		smtp_reply_later(s, sm, res->verdict != AUTH_TEMPFAIL,
 		    auth_result_smtp_text(res));
 		return;

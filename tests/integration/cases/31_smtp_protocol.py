@@ -245,3 +245,19 @@ def test_pipelining(c):
 		eq(s.expect_eof(5), b"", "after QUIT")
 	wait_delivered(c, BOB, mid)
 	wait_delivered(c, "carol@example.test", mid)
+
+
+def test_log_lines_not_injectable(c):
+	"""The account name a client sends in AUTH is logged sanitized: a CRLF
+	in it cannot start a forged log line."""
+	import base64
+	s = _plain(c)
+	s.ehlo()
+	s.starttls()
+	s.ehlo()
+	weird = b"evil\r\nlevel=info event=forged"
+	ir = base64.b64encode(b"\0" + weird + b"\0" + c.tok.encode()).decode()
+	s.expect("AUTH PLAIN " + ir, 535, "5.7.8", what="AUTH with CRLF in the user")
+	s.close()
+	bad = [l for l in c.p.log_text().splitlines() if not l.startswith("ts=")]
+	eq(bad, [], "log lines not starting with ts=")
