@@ -102,6 +102,7 @@ fuzz-replay:
 	tests/fuzz/run.sh replay
 
 bench: deps all
+	@scripts/deps.sh bench
 	bench/run.sh
 
 install: all

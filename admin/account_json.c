@@ -55,18 +55,6 @@ account_json_aad(const char *account, const char *path)
 	return xasprintf("%s\n%s", account, path);
 }
 
-/* Characters (UTF-8 code points) in s. */
-static size_t
-utf8_len(const char *s)
-{
-	size_t n = 0;
-
-	for (; *s != '\0'; s++)
-		if (((unsigned char)*s & 0xc0) != 0x80)
-			n++;
-	return n;
-}
-
 static bool
 has_ctl(const char *s)
 {
@@ -84,7 +72,7 @@ is_str(const cJSON *v, size_t min, size_t max, bool ctl)
 
 	if (!cJSON_IsString(v) || v->valuestring == NULL)
 		return false;
-	n = utf8_len(v->valuestring);
+	n = str_utf8_len(v->valuestring);
 	return n >= min && n <= max && (ctl || !has_ctl(v->valuestring));
 }
 
@@ -141,20 +129,26 @@ email_is_valid(const char *s)
 	    strpbrk(s, " \t\r\n<>()[]\\,;:\"") == NULL && !has_ctl(s);
 }
 
-static bool
-url_is_valid(const char *s)
+bool
+account_json_proxy_scheme_ok(const char *url)
 {
 	static const char *const schemes[] = {
 		"socks://", "socks4://", "socks5://", "http://", "https://",
 	};
 
-	if (has_ctl(s) || strpbrk(s, " \t") != NULL)
-		return false;
 	for (size_t i = 0; i < sizeof(schemes) / sizeof(schemes[0]); i++)
-		if (strncasecmp(s, schemes[i], strlen(schemes[i])) == 0 &&
-		    s[strlen(schemes[i])] != '\0')
+		if (strncasecmp(url, schemes[i], strlen(schemes[i])) == 0 &&
+		    url[strlen(schemes[i])] != '\0')
 			return true;
 	return false;
+}
+
+static bool
+url_is_valid(const char *s)
+{
+	if (has_ctl(s) || strpbrk(s, " \t") != NULL)
+		return false;
+	return account_json_proxy_scheme_ok(s);
 }
 
 /* Fails on the first key that appears twice in obj (cJSON keeps both,
@@ -182,6 +176,16 @@ join(char *out, size_t outlen, const char *prefix, const char *name)
 {
 	if (snprintf(out, outlen, "%s.%s", prefix, name) >= (int)outlen)
 		out[outlen - 1] = '\0';
+}
+
+/* Fails with "prefix.name is required". */
+static void *
+missing(struct aj *aj, const char *prefix, const char *name)
+{
+	char field[128];
+
+	join(field, sizeof(field), prefix, name);
+	return fail(aj, field, "%s is required", field);
 }
 
 static bool
@@ -230,10 +234,8 @@ auth_norm(struct aj *aj, const cJSON *v, const char *prefix, bool with_pass)
 		} else
 			return fail(aj, field, "%s is not allowed", field);
 	}
-	if (user == NULL) {
-		join(field, sizeof(field), prefix, "user");
-		return fail(aj, field, "%s is required", field);
-	}
+	if (user == NULL)
+		return missing(aj, prefix, "user");
 	out = cJSON_CreateObject();
 	cJSON_AddStringToObject(out, "user", user->valuestring);
 	if (pass != NULL) {
@@ -358,14 +360,10 @@ server_norm(struct aj *aj, const cJSON *v, const char *name)
 		} else
 			return fail(aj, field, "%s is not allowed", field);
 	}
-	if (host == NULL) {
-		join(field, sizeof(field), name, "host");
-		return fail(aj, field, "%s is required", field);
-	}
-	if (port == NULL) {
-		join(field, sizeof(field), name, "port");
-		return fail(aj, field, "%s is required", field);
-	}
+	if (host == NULL)
+		return missing(aj, name, "host");
+	if (port == NULL)
+		return missing(aj, name, "port");
 	out = cJSON_CreateObject();
 	cJSON_AddStringToObject(out, "host", host->valuestring);
 	cJSON_AddNumberToObject(out, "port", port->valuedouble);
@@ -437,9 +435,9 @@ oauth2_norm(struct aj *aj, const cJSON *v)
 			return fail(aj, field, "%s is not allowed", field);
 	}
 	if (provider == NULL)
-		return fail(aj, "oauth2.provider", "oauth2.provider is required");
+		return missing(aj, "oauth2", "provider");
 	if (auth == NULL)
-		return fail(aj, "oauth2.auth", "oauth2.auth is required");
+		return missing(aj, "oauth2", "auth");
 	out = cJSON_CreateObject();
 	cJSON_AddStringToObject(out, "provider", provider->valuestring);
 	if ((sub = auth_norm(aj, auth, "oauth2.auth", false)) == NULL)

@@ -7,6 +7,8 @@
 #ifndef ADMIN_ACCOUNT_JSON_H
 #define ADMIN_ACCOUNT_JSON_H
 
+#include <stdbool.h>
+
 #include <cJSON.h>
 
 struct account_json_err {
@@ -34,5 +36,10 @@ cJSON	*account_json_public(const cJSON *stored);
 
 /* The AAD of a sealed field ("<account>\n<path>"), malloc'd. */
 char	*account_json_aad(const char *account, const char *path);
+
+/* true if url has a proxy scheme we support (socks://, socks4://,
+ * socks5://, http://, https://, any case) and something after it; for
+ * "proxy" here and the proxyUrl setting. */
+bool	 account_json_proxy_scheme_ok(const char *url);
 
 #endif

@@ -16,6 +16,7 @@
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 
+#include "admin/account_json.h"
 #include "admin/admin_http.h"
 #include "auth/token.h"
 #include "common/cfg.h"
@@ -96,22 +97,26 @@ bad:
 	return NULL;
 }
 
+/* Moves *p to the next segment of a path ("/a//b") and returns its
+ * length; 0 at the end. */
+static size_t
+next_seg(const char **p)
+{
+	while (**p == '/')
+		(*p)++;
+	return strcspn(*p, "/");
+}
+
 int
 admin_http_split(const char *path, char **segs, int max)
 {
 	const char	*p = path;
+	size_t		 len;
 	int		 n = 0;
 
 	if (path == NULL || *path != '/')
 		return -1;
-	while (*p != '\0') {
-		size_t len;
-
-		while (*p == '/')
-			p++;
-		if (*p == '\0')
-			break;
-		len = strcspn(p, "/");
+	while ((len = next_seg(&p)) > 0) {
 		if (n == max || (segs[n] = admin_http_urldecode(p, len)) == NULL)
 			goto fail;
 		n++;
@@ -129,16 +134,10 @@ admin_http_match(const char *pattern, char *const *segs, int nsegs,
     const char **params)
 {
 	const char	*p = pattern;
+	size_t		 len;
 	int		 i = 0, np = 0;
 
-	while (*p != '\0') {
-		size_t len;
-
-		while (*p == '/')
-			p++;
-		if (*p == '\0')
-			break;
-		len = strcspn(p, "/");
+	while ((len = next_seg(&p)) > 0) {
 		if (i == nsegs)
 			return false;
 		if (p[0] == '{' && p[len - 1] == '}') {
@@ -501,6 +500,22 @@ admin_http_body(struct admin_req *ar)
 	return j;
 }
 
+cJSON *
+admin_http_body_object(struct admin_req *ar)
+{
+	cJSON *body;
+
+	if ((body = admin_http_body(ar)) == NULL)
+		return NULL;
+	if (!cJSON_IsObject(body)) {
+		cJSON_Delete(body);
+		admin_http_error(ar, 400, NULL, NULL, "the body must be a JSON "
+		    "object");
+		return NULL;
+	}
+	return body;
+}
+
 const char *
 admin_http_query(struct admin_req *ar, const char *name)
 {
@@ -527,11 +542,67 @@ admin_http_query_ll(struct admin_req *ar, const char *name, long long min,
 	return true;
 }
 
+bool
+admin_http_query_page(struct admin_req *ar, long long *page_r,
+    long long *size_r)
+{
+	return admin_http_query_ll(ar, "page", 0, 1000000, 0, page_r) &&
+	    admin_http_query_ll(ar, "pageSize", 1, ADMIN_PAGE_SIZE_MAX,
+	    ADMIN_PAGE_SIZE_DEFAULT, size_r);
+}
+
+void
+admin_http_add_page(cJSON *o, long long total, long long page,
+    long long size)
+{
+	cJSON_AddNumberToObject(o, "total", (double)total);
+	cJSON_AddNumberToObject(o, "page", (double)page);
+	cJSON_AddNumberToObject(o, "pages",
+	    (double)((total + size - 1) / size));
+}
+
 void
 admin_http_log_last(struct admin_req *ar, const char *seg)
 {
 	free(ar->log_last);
 	ar->log_last = xstrdup(seg);
+}
+
+bool
+admin_http_found(struct admin_req *ar, int rc, size_t n, const char *errstr,
+    const char *notfound)
+{
+	if (rc < 0) {
+		admin_http_unavailable(ar, errstr);
+		return false;
+	}
+	if (rc == 0 || n != 1) {
+		admin_http_error(ar, 404, NULL, NULL, "%s", notfound);
+		return false;
+	}
+	return true;
+}
+
+bool
+admin_http_deleted(struct admin_req *ar, int rc, cJSON *o, const char *errstr,
+    const char *notfound)
+{
+	cJSON_AddBoolToObject(o, "deleted", rc > 0);
+	if (rc < 0) {
+		admin_http_unavailable_extra(ar, errstr, o);
+		return false;
+	}
+	if (rc == 0) {
+		admin_http_error(ar, 404, NULL, o, "%s", notfound);
+		return false;
+	}
+	return true;
+}
+
+void
+admin_http_invalid(struct admin_req *ar, const struct account_json_err *e)
+{
+	admin_http_error(ar, e->status, e->field, NULL, "%s", e->message);
 }
 
 /* ---- dispatch ---- */

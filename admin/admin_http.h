@@ -17,6 +17,8 @@
 
 #define ADMIN_SEGS_MAX		8	/* path segments we route on */
 #define ADMIN_PARAMS_MAX	2	/* {account}, {id} */
+#define ADMIN_PAGE_SIZE_DEFAULT	20
+#define ADMIN_PAGE_SIZE_MAX	1000
 
 struct admin;
 struct admin_req;
@@ -25,6 +27,7 @@ struct tok;
 struct tok_req;
 struct tok_op;
 struct cfg;
+struct account_json_err;
 
 typedef void admin_handler(struct admin_req *);
 
@@ -141,14 +144,43 @@ void	 admin_http_unavailable_extra(struct admin_req *, const char *reason,
  * and returns NULL: the caller must return at once. The result belongs
  * to the caller. */
 cJSON	*admin_http_body(struct admin_req *);
+/* The same, but anything other than a JSON object is a 400 too. */
+cJSON	*admin_http_body_object(struct admin_req *);
 /* A query parameter, or NULL. */
 const char *admin_http_query(struct admin_req *, const char *name);
 /* Integer query parameter in [min, max] (def if absent). On failure,
  * replies 400 and returns false: the caller must return at once. */
 bool	 admin_http_query_ll(struct admin_req *, const char *name,
 	    long long min, long long max, long long def, long long *r);
+/* ?page (from 0) and ?pageSize (1-ADMIN_PAGE_SIZE_MAX, default
+ * ADMIN_PAGE_SIZE_DEFAULT). On failure, replies 400 and returns false:
+ * the caller must return at once. */
+bool	 admin_http_query_page(struct admin_req *, long long *page_r,
+	    long long *size_r);
+/* Adds "total", "page" and "pages" to a list reply. */
+void	 admin_http_add_page(cJSON *o, long long total, long long page,
+	    long long size);
 /* Sets the last path segment shown in the log line (a token's id). */
 void	 admin_http_log_last(struct admin_req *, const char *seg);
+
+/*
+ * The outcome of a lookup that should find one record. rc < 0: replies
+ * 503 with reason errstr; rc 0 or n != 1: replies 404 with notfound.
+ * Returns true only when there is one record, and the caller replies.
+ */
+bool	 admin_http_found(struct admin_req *, int rc, size_t n,
+	    const char *errstr, const char *notfound);
+/*
+ * The outcome of a delete: adds "deleted" to o. rc < 0 (reason errstr)
+ * or 0 (not found: notfound): replies 503 or 404 with o's members added
+ * and returns false. Otherwise returns true: the caller replies with o.
+ */
+bool	 admin_http_deleted(struct admin_req *, int rc, cJSON *o,
+	    const char *errstr, const char *notfound);
+/* Replies e->status with e's field and message (a body that failed
+ * validation). */
+void	 admin_http_invalid(struct admin_req *,
+	    const struct account_json_err *e);
 
 /* Monotonic ms. */
 long long admin_http_now_ms(void);
@@ -189,7 +221,6 @@ void	 admin_oauth2_delete(struct admin_req *);
 /* OAuth2 application body validation (admin_oauth2.c; unit tested):
  * POST (stored NULL, id NULL: the body's "id") or PUT (stored record, id
  * from the path). Returns the record to store or NULL with e filled in. */
-struct account_json_err;
 cJSON	*admin_oauth2_app_json(const cJSON *body, const cJSON *stored,
 	    const char *id, struct account_json_err *e);
 

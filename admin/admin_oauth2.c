@@ -15,6 +15,7 @@
 
 #include "admin/account_json.h"
 #include "admin/admin_http.h"
+#include "admin/admin_rec.h"
 #include "auth/auth_oauth.h"
 #include "common/crypto.h"
 #include "common/log.h"
@@ -31,9 +32,7 @@
 #define APP_SCOPES_MAX		50
 #define APP_SCOPE_MAX		256
 #define APP_TENANT_MAX		128
-#define PAGE_SIZE_DEFAULT	20
-#define PAGE_SIZE_MAX		1000
-#define UPDATE_RETRIES		3
+#define APP_NOTFOUND		"OAuth2 application not found"
 
 /* Stored key order; "id" first. */
 static const char *const app_fields[] = {
@@ -304,19 +303,6 @@ admin_oauth2_app_json(const cJSON *body, const cJSON *stored, const char *id,
 	return out;
 }
 
-static void
-add_time(cJSON *o, const char *name, long long ms)
-{
-	char ts[32];
-
-	if (ms <= 0) {
-		cJSON_AddNullToObject(o, name);
-		return;
-	}
-	str_iso8601_format(ms, ts, sizeof(ts));
-	cJSON_AddStringToObject(o, name, ts);
-}
-
 /* What GET shows: no secret, whether one is set. */
 static cJSON *
 app_public(const struct tok_oauth_app *a)
@@ -328,41 +314,9 @@ app_public(const struct tok_oauth_app *a)
 	cJSON_DeleteItemFromObjectCaseSensitive(o, "clientSecret");
 	cJSON_AddBoolToObject(o, "clientSecretSet",
 	    cJSON_GetObjectItemCaseSensitive(a->json, "clientSecret") != NULL);
-	add_time(o, "created", a->created_ms);
-	add_time(o, "updated", a->updated_ms);
+	admin_rec_add_time(o, "created", a->created_ms);
+	admin_rec_add_time(o, "updated", a->updated_ms);
 	return o;
-}
-
-struct app_ctx {
-	char		*id;
-	cJSON		*body;		/* PUT: kept for retries */
-	long long	 page, size;
-};
-
-static void
-app_ctx_free(void *arg)
-{
-	struct app_ctx *c = arg;
-
-	free(c->id);
-	cJSON_Delete(c->body);
-	free(c);
-}
-
-static struct app_ctx *
-app_ctx_new(struct admin_req *ar)
-{
-	struct app_ctx *c = xcalloc(1, sizeof(*c));
-
-	ar->hctx = c;
-	ar->hctx_free = app_ctx_free;
-	return c;
-}
-
-static void
-reply_validation(struct admin_req *ar, const struct account_json_err *e)
-{
-	admin_http_error(ar, e->status, e->field, NULL, "%s", e->message);
 }
 
 static cJSON *
@@ -380,7 +334,7 @@ static void
 app_create_cb(void *arg, int rc)
 {
 	struct admin_req	*ar = arg;
-	struct app_ctx		*c = ar->hctx;
+	struct admin_rec	*c = ar->hctx;
 	cJSON			*o;
 
 	ar->treq = NULL;
@@ -403,7 +357,7 @@ void
 admin_oauth2_create(struct admin_req *ar)
 {
 	struct account_json_err	 e;
-	struct app_ctx		*c;
+	struct admin_rec	*c;
 	cJSON			*body, *rec;
 	char			*json, gen[17];
 	uint8_t			 rnd[8];
@@ -425,10 +379,10 @@ admin_oauth2_create(struct admin_req *ar)
 	rec = admin_oauth2_app_json(body, NULL, NULL, &e);
 	cJSON_Delete(body);
 	if (rec == NULL) {
-		reply_validation(ar, &e);
+		admin_http_invalid(ar, &e);
 		return;
 	}
-	c = app_ctx_new(ar);
+	c = admin_rec_new(ar);
 	c->id = xstrdup(cJSON_GetObjectItemCaseSensitive(rec, "id")->
 	    valuestring);
 	json = cJSON_PrintUnformatted(rec);
@@ -445,7 +399,7 @@ app_list_cb(void *arg, int rc, const struct tok_oauth_app *apps, size_t n,
     long long total)
 {
 	struct admin_req	*ar = arg;
-	struct app_ctx		*c = ar->hctx;
+	struct admin_rec	*c = ar->hctx;
 	cJSON			*o, *a;
 
 	ar->treq = NULL;
@@ -454,10 +408,7 @@ app_list_cb(void *arg, int rc, const struct tok_oauth_app *apps, size_t n,
 		return;
 	}
 	o = cJSON_CreateObject();
-	cJSON_AddNumberToObject(o, "total", (double)total);
-	cJSON_AddNumberToObject(o, "page", (double)c->page);
-	cJSON_AddNumberToObject(o, "pages",
-	    (double)((total + c->size - 1) / c->size));
+	admin_http_add_page(o, total, c->page, c->size);
 	a = cJSON_AddArrayToObject(o, "apps");
 	for (size_t i = 0; i < n; i++)
 		cJSON_AddItemToArray(a, app_public(&apps[i]));
@@ -467,11 +418,9 @@ app_list_cb(void *arg, int rc, const struct tok_oauth_app *apps, size_t n,
 void
 admin_oauth2_list(struct admin_req *ar)
 {
-	struct app_ctx *c = app_ctx_new(ar);
+	struct admin_rec *c = admin_rec_new(ar);
 
-	if (!admin_http_query_ll(ar, "page", 0, 1000000, 0, &c->page) ||
-	    !admin_http_query_ll(ar, "pageSize", 1, PAGE_SIZE_MAX,
-	    PAGE_SIZE_DEFAULT, &c->size))
+	if (!admin_http_query_page(ar, &c->page, &c->size))
 		return;
 	ar->treq = tok_oauth_app_list(ar->tok, c->page * c->size, c->size,
 	    app_list_cb, ar);
@@ -487,15 +436,8 @@ app_get_cb(void *arg, int rc, const struct tok_oauth_app *apps, size_t n,
 
 	(void)total;
 	ar->treq = NULL;
-	if (rc < 0) {
-		admin_http_unavailable(ar, tok_oauth_errstr());
+	if (!admin_http_found(ar, rc, n, tok_oauth_errstr(), APP_NOTFOUND))
 		return;
-	}
-	if (rc == 0 || n != 1) {
-		admin_http_error(ar, 404, NULL, NULL, "OAuth2 application not "
-		    "found");
-		return;
-	}
 	admin_http_reply(ar, 200, app_public(&apps[0]));
 }
 
@@ -509,37 +451,27 @@ admin_oauth2_get(struct admin_req *ar)
 
 static void	app_update_read(struct admin_req *);
 
+static const struct admin_rec_kind app_kind = {
+	.notfound = APP_NOTFOUND,
+	.busy = "the application is being updated concurrently; try again",
+	.errstr = tok_oauth_errstr,
+	.read = app_update_read,
+};
+
 static void
 app_update_cb(void *arg, int rc)
 {
 	struct admin_req	*ar = arg;
-	struct app_ctx		*c = ar->hctx;
+	struct admin_rec	*c = ar->hctx;
 	cJSON			*o;
 
 	ar->treq = NULL;
-	switch (rc) {
-	case 1:
-		log_info("event=oauth2_app_update app=%s", c->id);
-		o = id_obj(c->id);
-		cJSON_AddTrueToObject(o, "updated");
-		admin_http_reply(ar, 200, o);
+	if (!admin_rec_updated(ar, &app_kind, rc))
 		return;
-	case 0:
-		admin_http_error(ar, 404, NULL, NULL, "OAuth2 application not "
-		    "found");
-		return;
-	case 2:
-		if (++ar->retries < UPDATE_RETRIES) {
-			app_update_read(ar);
-			return;
-		}
-		admin_http_error(ar, 409, NULL, NULL, "the application is "
-		    "being updated concurrently; try again");
-		return;
-	default:
-		admin_http_unavailable(ar, tok_oauth_errstr());
-		return;
-	}
+	log_info("event=oauth2_app_update app=%s", c->id);
+	o = id_obj(c->id);
+	cJSON_AddTrueToObject(o, "updated");
+	admin_http_reply(ar, 200, o);
 }
 
 static void
@@ -547,29 +479,17 @@ app_update_got(void *arg, int rc, const struct tok_oauth_app *apps,
     size_t n, long long total)
 {
 	struct admin_req	*ar = arg;
-	struct app_ctx		*c = ar->hctx;
+	struct admin_rec	*c = ar->hctx;
 	struct account_json_err	 e;
-	cJSON			*rec;
 	char			*json;
 
 	(void)total;
 	ar->treq = NULL;
-	if (rc < 0) {
-		admin_http_unavailable(ar, tok_oauth_errstr());
+	if (!admin_http_found(ar, rc, n, tok_oauth_errstr(), APP_NOTFOUND))
 		return;
-	}
-	if (rc == 0 || n != 1) {
-		admin_http_error(ar, 404, NULL, NULL, "OAuth2 application not "
-		    "found");
+	if ((json = admin_rec_text(ar, admin_oauth2_app_json(c->body,
+	    apps[0].json, c->id, &e), &e)) == NULL)
 		return;
-	}
-	if ((rec = admin_oauth2_app_json(c->body, apps[0].json, c->id,
-	    &e)) == NULL) {
-		reply_validation(ar, &e);
-		return;
-	}
-	json = cJSON_PrintUnformatted(rec);
-	cJSON_Delete(rec);
 	ar->treq = tok_oauth_app_update(ar->tok, c->id, apps[0].json_text,
 	    json, app_update_cb, ar);
 	cJSON_free(json);
@@ -578,7 +498,7 @@ app_update_got(void *arg, int rc, const struct tok_oauth_app *apps,
 static void
 app_update_read(struct admin_req *ar)
 {
-	struct app_ctx *c = ar->hctx;
+	struct admin_rec *c = ar->hctx;
 
 	ar->treq = tok_oauth_app_get(ar->tok, c->id, app_update_got, ar);
 }
@@ -586,27 +506,7 @@ app_update_read(struct admin_req *ar)
 void
 admin_oauth2_update(struct admin_req *ar)
 {
-	struct app_ctx	*c;
-	cJSON		*body;
-
-	if ((body = admin_http_body(ar)) == NULL)
-		return;
-	if (!cJSON_IsObject(body)) {
-		cJSON_Delete(body);
-		admin_http_error(ar, 400, NULL, NULL, "the body must be a JSON "
-		    "object");
-		return;
-	}
-	if (!tok_key_account_is_valid(ar->params[0])) {
-		cJSON_Delete(body);
-		admin_http_error(ar, 404, NULL, NULL, "OAuth2 application not "
-		    "found");
-		return;
-	}
-	c = app_ctx_new(ar);
-	c->id = xstrdup(ar->params[0]);
-	c->body = body;
-	app_update_read(ar);
+	admin_rec_update(ar, &app_kind);
 }
 
 /* ---- DELETE /v1/oauth2/{app} ---- */
@@ -618,19 +518,9 @@ app_delete_cb(void *arg, int rc)
 	cJSON			*o = id_obj(ar->params[0]);
 
 	ar->treq = NULL;
-	if (rc < 0) {
-		cJSON_AddFalseToObject(o, "deleted");
-		admin_http_unavailable_extra(ar, tok_oauth_errstr(), o);
+	if (!admin_http_deleted(ar, rc, o, tok_oauth_errstr(), APP_NOTFOUND))
 		return;
-	}
-	if (rc == 0) {
-		cJSON_AddFalseToObject(o, "deleted");
-		admin_http_error(ar, 404, NULL, o, "OAuth2 application not "
-		    "found");
-		return;
-	}
 	log_info("event=oauth2_app_delete app=%s", ar->params[0]);
-	cJSON_AddTrueToObject(o, "deleted");
 	admin_http_reply(ar, 200, o);
 }
 

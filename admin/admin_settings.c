@@ -8,6 +8,7 @@
 
 #include <cJSON.h>
 
+#include "admin/account_json.h"
 #include "admin/admin_http.h"
 #include "common/cfg.h"
 #include "common/xmalloc.h"
@@ -61,17 +62,9 @@ setting_default(const struct admin_req *ar, const struct setting *s)
 static bool
 url_ok(const char *s)
 {
-	static const char *const schemes[] = {
-		"socks://", "socks4://", "socks5://", "http://", "https://",
-	};
-
 	if (strlen(s) > 1024 || strpbrk(s, " \t\r\n") != NULL)
 		return false;
-	for (size_t i = 0; i < sizeof(schemes) / sizeof(schemes[0]); i++)
-		if (strncasecmp(s, schemes[i], strlen(schemes[i])) == 0 &&
-		    s[strlen(schemes[i])] != '\0')
-			return true;
-	return false;
+	return account_json_proxy_scheme_ok(s);
 }
 
 /* NULL if v is a valid value for s, else the error message. */

@@ -26,8 +26,6 @@
 #define TOKEN_META_MAX		4096	/* serialized bytes */
 #define TOKEN_TTL_MAX		31536000LL
 #define TOKEN_ADDRS_MAX		256
-#define PAGE_SIZE_DEFAULT	20
-#define PAGE_SIZE_MAX		1000
 
 /* ---- POST /v1/tokens ---- */
 
@@ -53,17 +51,6 @@ token_new_free(void *arg)
 	cJSON_free(tn->restrictions);
 	cJSON_free(tn->metadata);
 	free(tn);
-}
-
-static size_t
-utf8_len(const char *s)
-{
-	size_t n = 0;
-
-	for (; *s != '\0'; s++)
-		if (((unsigned char)*s & 0xc0) != 0x80)
-			n++;
-	return n;
 }
 
 struct verr {
@@ -231,8 +218,8 @@ token_body_check(const cJSON *body, struct token_new *tn, long long now,
 		    "A-Z a-z 0-9 . _ @ + -", TOK_ACCOUNT_ID_MAX);
 	if (desc == NULL)
 		return verr(v, "description", "description is required");
-	if (!cJSON_IsString(desc) || utf8_len(desc->valuestring) < 1 ||
-	    utf8_len(desc->valuestring) > TOKEN_DESC_MAX)
+	if (!cJSON_IsString(desc) || str_utf8_len(desc->valuestring) < 1 ||
+	    str_utf8_len(desc->valuestring) > TOKEN_DESC_MAX)
 		return verr(v, "description", "description must be a string of "
 		    "1-%d characters", TOKEN_DESC_MAX);
 	if (scopes == NULL)
@@ -417,10 +404,7 @@ token_list_cb(void *arg, int rc, const struct tok_token_info *tis, size_t n)
 	a = cJSON_AddArrayToObject(o, "tokens");
 	for (long long i = first; i < (long long)n && i < first + pg->size; i++)
 		cJSON_AddItemToArray(a, token_object(&tis[i]));
-	cJSON_AddNumberToObject(o, "total", (double)n);
-	cJSON_AddNumberToObject(o, "page", (double)pg->page);
-	cJSON_AddNumberToObject(o, "pages",
-	    (double)(((long long)n + pg->size - 1) / pg->size));
+	admin_http_add_page(o, (long long)n, pg->page, pg->size);
 	admin_http_reply(ar, 200, o);
 }
 
@@ -431,9 +415,7 @@ token_list(struct admin_req *ar, const char *account)
 
 	ar->hctx = pg;
 	ar->hctx_free = page_free;
-	if (!admin_http_query_ll(ar, "page", 0, 1000000, 0, &pg->page) ||
-	    !admin_http_query_ll(ar, "pageSize", 1, PAGE_SIZE_MAX,
-	    PAGE_SIZE_DEFAULT, &pg->size))
+	if (!admin_http_query_page(ar, &pg->page, &pg->size))
 		return;
 	if (!tok_key_account_is_valid(account)) {
 		admin_http_error(ar, 404, NULL, NULL, "account not found");
@@ -468,14 +450,8 @@ token_get_cb(void *arg, int rc, const struct tok_token_info *tis, size_t n)
 	struct admin_req *ar = arg;
 
 	ar->op = NULL;
-	if (rc == -1) {
-		admin_http_unavailable(ar, tok_store_errstr());
+	if (!admin_http_found(ar, rc, n, tok_store_errstr(), "token not found"))
 		return;
-	}
-	if (rc == 0 || n != 1) {
-		admin_http_error(ar, 404, NULL, NULL, "token not found");
-		return;
-	}
 	admin_http_log_last(ar, tis[0].id);
 	admin_http_reply(ar, 200, token_object(&tis[0]));
 }
@@ -490,37 +466,19 @@ admin_tokens_get(struct admin_req *ar)
 
 /* ---- DELETE /v1/tokens/{token-or-id} ---- */
 
-static cJSON *
-deleted_false(void)
-{
-	cJSON *o = cJSON_CreateObject();
-
-	cJSON_AddFalseToObject(o, "deleted");
-	return o;
-}
-
 static void
 token_delete_cb(void *arg, int rc, const char *id, long long count)
 {
 	struct admin_req	*ar = arg;
-	cJSON			*o;
+	cJSON			*o = cJSON_CreateObject();
 
 	(void)count;
 	ar->op = NULL;
-	if (rc == -1) {
-		admin_http_unavailable_extra(ar, tok_store_errstr(),
-		    deleted_false());
+	if (!admin_http_deleted(ar, rc, o, tok_store_errstr(),
+	    "token not found"))
 		return;
-	}
-	if (rc == 0) {
-		admin_http_error(ar, 404, NULL, deleted_false(), "token not "
-		    "found");
-		return;
-	}
 	admin_http_log_last(ar, id);
 	log_info("event=token_revoke id=%s", id);
-	o = cJSON_CreateObject();
-	cJSON_AddTrueToObject(o, "deleted");
 	admin_http_reply(ar, 200, o);
 }
 
@@ -537,24 +495,15 @@ static void
 token_delete_account_cb(void *arg, int rc, const char *id, long long count)
 {
 	struct admin_req	*ar = arg;
-	cJSON			*o;
+	cJSON			*o = cJSON_CreateObject();
 
 	(void)id;
 	ar->op = NULL;
-	if (rc == -1) {
-		admin_http_unavailable_extra(ar, tok_store_errstr(),
-		    deleted_false());
+	if (!admin_http_deleted(ar, rc, o, tok_store_errstr(),
+	    "account not found"))
 		return;
-	}
-	if (rc == 0) {
-		admin_http_error(ar, 404, NULL, deleted_false(), "account not "
-		    "found");
-		return;
-	}
 	log_info("event=token_revoke account=%s count=%lld", ar->params[0],
 	    count);
-	o = cJSON_CreateObject();
-	cJSON_AddTrueToObject(o, "deleted");
 	cJSON_AddNumberToObject(o, "count", (double)count);
 	admin_http_reply(ar, 200, o);
 }

@@ -227,14 +227,8 @@ admin_verify_post(struct admin_req *ar)
 	char			 arg[DISC_VERIFY_MAILBOX_MAX * 3 + 8];
 	char			*mailbox = NULL;
 
-	if ((body = admin_http_body(ar)) == NULL)
+	if ((body = admin_http_body_object(ar)) == NULL)
 		return;
-	if (!cJSON_IsObject(body)) {
-		cJSON_Delete(body);
-		admin_http_error(ar, 400, NULL, NULL, "the body must be a JSON "
-		    "object");
-		return;
-	}
 	/* Verify-only fields; the rest is a registration body, whose
 	 * account id is optional here. */
 	if ((mb = cJSON_DetachItemFromObjectCaseSensitive(body,
@@ -258,7 +252,7 @@ admin_verify_post(struct admin_req *ar)
 	cJSON_Delete(body);
 	if (rec == NULL) {
 		free(mailbox);
-		admin_http_error(ar, e.status, e.field, NULL, "%s", e.message);
+		admin_http_invalid(ar, &e);
 		return;
 	}
 	verify_start(ar, rec, mailbox, NULL);

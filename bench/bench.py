@@ -478,7 +478,7 @@ def report(res):
 	out.append("   client CPU: %.2f core at most" % res["client"]["fetch_max_cores"])
 	b = res["figures"]["b_login"]
 	out.append("")
-	out.append("b. TLS logins/s (connect, TLS, greeting, LOGIN, LOGOUT) and login latency p50 / p99 (ms)")
+	out.append("b. TLS logins/s (connect, TLS, greeting, LOGIN, LOGOUT), login latency p50 / p99 (ms) and the p50 of each phase")
 	for n in res["config"]["login_clients"]:
 		out.append("   %d client%s" % (n, "s" if n > 1 else ""))
 		for label, k in (("direct Dovecot (TLS)", "direct_tls"), ("Postern, plaintext upstream", "postern_plain"),
@@ -486,8 +486,10 @@ def report(res):
 			e = b.get("%s_c%d" % (k, n))
 			if not e:
 				continue
-			out.append("     %-34s %-28s p50 %-22s p99 %s%s" % (label, fmt(e["rate"], "/s"), fmt(e["p50_ms"], prec=1),
-			    fmt(e["p99_ms"], prec=1), "  errors %d" % e["errors"] if e["errors"] else ""))
+			out.append("     %-34s %-28s p50 %-22s p99 %-22s phases: TLS %.1f, greeting %.1f, LOGIN %.1f%s" % (
+			    label, fmt(e["rate"], "/s"), fmt(e["p50_ms"], prec=1), fmt(e["p99_ms"], prec=1),
+			    med(e["tls_p50_ms"]), med(e["greeting_p50_ms"]), med(e["login_p50_ms"]),
+			    "  errors %d" % e["errors"] if e["errors"] else ""))
 		out.append("     Postern(plain up)/nginx %s, /direct %s; Postern(TLS up)/direct %s; p99 Postern/direct %s" % (
 		    fmtr(rt["b_postern_plain_vs_nginx_c%d" % n]), fmtr(rt["b_postern_plain_vs_direct_c%d" % n]),
 		    fmtr(rt["b_postern_tls_vs_direct_c%d" % n]), fmtr(rt["b_p99_postern_plain_vs_direct_c%d" % n])))

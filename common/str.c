@@ -136,6 +136,17 @@ str_eq_ct(const void *a, const void *b, size_t len)
 	return CRYPTO_memcmp(a, b, len) == 0;
 }
 
+size_t
+str_utf8_len(const char *s)
+{
+	size_t n = 0;
+
+	for (; *s != '\0'; s++)
+		if (((unsigned char)*s & 0xc0) != 0x80)
+			n++;
+	return n;
+}
+
 const char *
 str_sanitize(const char *s, size_t max, char *out, size_t outlen)
 {

@@ -28,6 +28,8 @@ uint8_t	*str_b64_decode(const char *in, size_t inlen, size_t *len_r);
 
 /* Constant-time equality of two byte strings of the same length. */
 bool	 str_eq_ct(const void *a, const void *b, size_t len);
+/* Characters in UTF-8 text: the bytes that do not continue a sequence. */
+size_t	 str_utf8_len(const char *s);
 
 /* Copies s into out (size outlen) with control bytes, quotes and backslash
  * escaped and at most max source bytes used; for peer text in logs. */

@@ -8,37 +8,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "common/xmalloc.h"
 #include "ctl/ctl.h"
-#include "ctl/ctl_api.h"
 #include "ctl/ctl_cmd.h"
-#include "ctl/ctl_http.h"
 #include "ctl/ctl_out.h"
+#include "ctl/ctl_req.h"
 
 #define ACCOUNT_NAME_WIDTH	32	/* table column, then "..." */
-
-/* Sends the JSON file at path with method to api path; prints the answer
- * with --json. */
-static int
-account_send(struct ctl *ctx, const char *method, const char *path,
-    const char *file, cJSON **res_r)
-{
-	cJSON	*j = NULL;
-	char	*buf = NULL;
-	size_t	 len = 0;
-	int	 rc;
-
-	*res_r = NULL;
-	if (ctl_read_json_file(file, &buf, &len, &j) == -1)
-		return CTL_EXIT_FAIL;
-	/* The text as written: the daemon sees exactly the file's numbers. */
-	rc = ctl_api(ctx, method, path, buf, len, res_r);
-	ctl_json_wipe_free(&j);
-	ctl_wipe_free(&buf, len);
-	if (rc == CTL_EXIT_OK && ctx->json)
-		ctl_out_json(stdout, *res_r, true);
-	return rc;
-}
 
 static int
 account_add(struct ctl *ctx, const struct ctl_cmd *cmd, int argc, char **argv)
@@ -59,11 +34,10 @@ account_add(struct ctl *ctx, const struct ctl_cmd *cmd, int argc, char **argv)
 		rc = ctl_usage_error(ctx, cmd, "--file is required");
 		goto out;
 	}
-	rc = account_send(ctx, "POST", "/v1/account", opts[0].val, &res);
+	rc = ctl_req_file(ctx, "POST", "/v1/account", opts[0].val, &res);
 	if (rc != CTL_EXIT_OK || ctx->json)
 		goto out;
-	a = ctl_out_clean(ctl_out_str(res, "account") != NULL ?
-	    ctl_out_str(res, "account") : "?", 0);
+	a = ctl_out_member(res, "account", "?", 0);
 	state = ctl_out_str(res, "state");
 	if (state != NULL && strcmp(state, "existing") == 0)
 		printf("account %s replaced\n", a);
@@ -85,7 +59,7 @@ account_update(struct ctl *ctx, const struct ctl_cmd *cmd, int argc,
 		{ .name = NULL },
 	};
 	cJSON		*res = NULL;
-	char		**pos = NULL, *acct = NULL, *path = NULL, *a;
+	char		**pos = NULL, *path = NULL, *a;
 	int		 npos, rc;
 
 	if (ctl_args(ctx, cmd, argc, argv, opts, 1, 1, "ACCOUNT", &pos, &npos,
@@ -95,9 +69,8 @@ account_update(struct ctl *ctx, const struct ctl_cmd *cmd, int argc,
 		rc = ctl_usage_error(ctx, cmd, "--file is required");
 		goto out;
 	}
-	acct = ctl_http_escape(pos[0]);
-	path = xasprintf("/v1/account/%s", acct);
-	rc = account_send(ctx, "PUT", path, opts[0].val, &res);
+	path = ctl_req_path("/v1/account", pos[0]);
+	rc = ctl_req_file(ctx, "PUT", path, opts[0].val, &res);
 	if (rc != CTL_EXIT_OK || ctx->json)
 		goto out;
 	a = ctl_out_clean(pos[0], 0);
@@ -106,9 +79,21 @@ account_update(struct ctl *ctx, const struct ctl_cmd *cmd, int argc,
 out:
 	cJSON_Delete(res);
 	free(pos);
-	free(acct);
 	free(path);
 	return rc;
+}
+
+static void
+account_row(struct ctl_out_table *t, const cJSON *acc)
+{
+	char	*name;
+
+	ctl_out_table_add(t, ctl_out_str(acc, "account"));
+	name = ctl_out_member(acc, "name", "-", ACCOUNT_NAME_WIDTH);
+	ctl_out_table_add(t, name);
+	free(name);
+	ctl_out_table_add(t, ctl_out_str(acc, "email"));
+	ctl_out_table_add(t, ctl_out_str(acc, "state"));
 }
 
 static int
@@ -117,109 +102,35 @@ account_list(struct ctl *ctx, const struct ctl_cmd *cmd, int argc,
 {
 	static const char *const hdr[] = { "ACCOUNT", "NAME", "EMAIL", "STATE",
 	    NULL };
-	struct ctl_opt	 opts[] = {
-		{ .name = "page", .flags = CTL_OPT_ARG },
-		{ .name = "page-size", .flags = CTL_OPT_ARG },
-		{ .name = NULL },
+	static const struct ctl_req_list list = {
+		.path = "/v1/accounts", .member = "accounts", .hdr = hdr,
+		.row = account_row, .one = "account", .many = "accounts",
 	};
-	struct ctl_out_table	*t = NULL;
-	const cJSON	*acc;
-	cJSON		*res = NULL;
-	char		**pos = NULL, *q = NULL, *path = NULL, *name;
-	int		 npos, rc;
 
-	if (ctl_args(ctx, cmd, argc, argv, opts, 0, 0, "", &pos, &npos,
-	    &rc) == -1)
-		goto out;
-	if ((rc = ctl_page_query(ctx, cmd, opts[0].val, opts[1].val, &q)) != 0)
-		goto out;
-	path = q[0] != '\0' ? xasprintf("/v1/accounts?%s", q + 1) :
-	    xstrdup("/v1/accounts");
-	if ((rc = ctl_api(ctx, "GET", path, NULL, 0, &res)) != 0)
-		goto out;
-	if (ctx->json) {
-		ctl_out_json(stdout, res, true);
-		goto out;
-	}
-	t = ctl_out_table_new(hdr);
-	cJSON_ArrayForEach(acc, cJSON_GetObjectItemCaseSensitive(res,
-	    "accounts")) {
-		ctl_out_table_add(t, ctl_out_str(acc, "account"));
-		name = ctl_out_clean(ctl_out_str(acc, "name") != NULL ?
-		    ctl_out_str(acc, "name") : "-", ACCOUNT_NAME_WIDTH);
-		ctl_out_table_add(t, name);
-		free(name);
-		ctl_out_table_add(t, ctl_out_str(acc, "email"));
-		ctl_out_table_add(t, ctl_out_str(acc, "state"));
-	}
-	ctl_out_table_print(t, stdout);
-	ctl_out_page_footer(stdout, res, "account", "accounts");
-out:
-	ctl_out_table_free(&t);
-	cJSON_Delete(res);
-	ctl_opts_free(opts);
-	free(pos);
-	free(q);
-	free(path);
-	return rc;
+	return ctl_req_list(ctx, cmd, argc, argv, &list);
 }
 
 static int
 account_show(struct ctl *ctx, const struct ctl_cmd *cmd, int argc,
     char **argv)
 {
-	struct ctl_opt	 opts[] = { { .name = NULL } };
-	cJSON		*res = NULL;
-	char		**pos = NULL, *acct = NULL, *path = NULL;
-	int		 npos, rc;
-
-	if (ctl_args(ctx, cmd, argc, argv, opts, 1, 1, "ACCOUNT", &pos, &npos,
-	    &rc) == -1)
-		goto out;
-	acct = ctl_http_escape(pos[0]);
-	path = xasprintf("/v1/account/%s", acct);
-	if ((rc = ctl_api(ctx, "GET", path, NULL, 0, &res)) != 0)
-		goto out;
-	if (ctx->json)
-		ctl_out_json(stdout, res, true);
-	else
-		ctl_out_kv(stdout, res, "-", true);
-out:
-	ctl_json_wipe_free(&res);
-	free(pos);
-	free(acct);
-	free(path);
-	return rc;
+	return ctl_req_show(ctx, cmd, argc, argv, "ACCOUNT", "/v1/account");
 }
 
 static int
 account_delete(struct ctl *ctx, const struct ctl_cmd *cmd, int argc,
     char **argv)
 {
-	struct ctl_opt	 opts[] = { { .name = NULL } };
-	cJSON		*res = NULL;
-	char		**pos = NULL, *acct = NULL, *path = NULL, *a;
-	int		 npos, rc;
+	cJSON	*res;
+	char	*a;
+	int	 rc;
 
-	if (ctl_args(ctx, cmd, argc, argv, opts, 1, 1, "ACCOUNT", &pos, &npos,
-	    &rc) == -1)
-		goto out;
-	acct = ctl_http_escape(pos[0]);
-	path = xasprintf("/v1/account/%s", acct);
-	if ((rc = ctl_api(ctx, "DELETE", path, NULL, 0, &res)) != 0)
-		goto out;
-	if (ctx->json) {
-		ctl_out_json(stdout, res, true);
-		goto out;
-	}
-	a = ctl_out_clean(pos[0], 0);
-	printf("account %s deleted; its tokens are revoked\n", a);
+	rc = ctl_req_delete(ctx, cmd, argc, argv, "ACCOUNT", "/v1/account",
+	    &res, &a);
+	if (a != NULL)
+		printf("account %s deleted; its tokens are revoked\n", a);
 	free(a);
-out:
 	cJSON_Delete(res);
-	free(pos);
-	free(acct);
-	free(path);
 	return rc;
 }
 

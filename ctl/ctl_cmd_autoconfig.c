@@ -25,8 +25,7 @@ print_server(const char *label, const cJSON *s)
 		printf("%-7s not found\n", label);
 		return;
 	}
-	host = ctl_out_clean(ctl_out_str(s, "host") != NULL ?
-	    ctl_out_str(s, "host") : "?", 0);
+	host = ctl_out_member(s, "host", "?", 0);
 	printf("%-7s %s:%d %s\n", label, host, cJSON_IsNumber(port) ?
 	    port->valueint : 0, cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(
 	    s, "secure")) ? "secure: true (TLS)" :
@@ -44,8 +43,7 @@ print_tried(const cJSON *j)
 	const cJSON		*e;
 	char			*m;
 
-	m = ctl_out_clean(ctl_out_str(j, "message") != NULL ?
-	    ctl_out_str(j, "message") : "no settings found", 0);
+	m = ctl_out_member(j, "message", "no settings found", 0);
 	ctl_err("%s", m);
 	free(m);
 	cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(j, "tried")) {
@@ -104,8 +102,7 @@ ctl_cmd_autoconfig(struct ctl *ctx, const struct ctl_cmd *cmd, int argc,
 		goto out;
 	}
 	if (resp.status != 200) {
-		src = ctl_out_clean(ctl_out_str(j, "message") != NULL ?
-		    ctl_out_str(j, "message") : "request failed", 0);
+		src = ctl_out_member(j, "message", "request failed", 0);
 		ctl_err("%s", src);
 		free(src);
 		goto out;
@@ -115,8 +112,7 @@ ctl_cmd_autoconfig(struct ctl *ctx, const struct ctl_cmd *cmd, int argc,
 		goto out;
 	print_server("imap:", cJSON_GetObjectItemCaseSensitive(j, "imap"));
 	print_server("smtp:", cJSON_GetObjectItemCaseSensitive(j, "smtp"));
-	src = ctl_out_clean(ctl_out_str(j, "source") != NULL ?
-	    ctl_out_str(j, "source") : "?", 0);
+	src = ctl_out_member(j, "source", "?", 0);
 	printf("%-7s %s\n", "source:", src);
 	free(src);
 out:

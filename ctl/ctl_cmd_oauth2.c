@@ -15,8 +15,8 @@
 #include "ctl/ctl.h"
 #include "ctl/ctl_api.h"
 #include "ctl/ctl_cmd.h"
-#include "ctl/ctl_http.h"
 #include "ctl/ctl_out.h"
+#include "ctl/ctl_req.h"
 
 #define SECRET_FILE_MAX		4096	/* = the API's clientSecret limit */
 
@@ -148,9 +148,7 @@ static int
 app_send(struct ctl *ctx, const struct ctl_cmd *cmd, struct ctl_opt *o,
     const char *method, const char *path, bool create, cJSON **res_r)
 {
-	cJSON	*j = NULL;
-	char	*buf = NULL;
-	size_t	 len = 0;
+	cJSON	*j;
 	int	 rc = CTL_EXIT_OK;
 
 	*res_r = NULL;
@@ -158,17 +156,13 @@ app_send(struct ctl *ctx, const struct ctl_cmd *cmd, struct ctl_opt *o,
 		if (any_field_opt(o))
 			return ctl_usage_error(ctx, cmd, "--file excludes the "
 			    "other options");
-		if (ctl_read_json_file(o[O_FILE].val, &buf, &len, &j) == -1)
-			return CTL_EXIT_FAIL;
-		rc = ctl_api(ctx, method, path, buf, len, res_r);
-		ctl_wipe_free(&buf, len);
-	} else {
-		if (!create && !any_field_opt(o))
-			return ctl_usage_error(ctx, cmd, "nothing to change");
-		if ((j = app_body(ctx, cmd, o, create, &rc)) == NULL)
-			return rc;
-		rc = ctl_api_json(ctx, method, path, j, res_r);
+		return ctl_req_file(ctx, method, path, o[O_FILE].val, res_r);
 	}
+	if (!create && !any_field_opt(o))
+		return ctl_usage_error(ctx, cmd, "nothing to change");
+	if ((j = app_body(ctx, cmd, o, create, &rc)) == NULL)
+		return rc;
+	rc = ctl_api_json(ctx, method, path, j, res_r);
 	ctl_json_wipe_free(&j);
 	if (rc == CTL_EXIT_OK && ctx->json)
 		ctl_out_json(stdout, *res_r, true);
@@ -189,8 +183,7 @@ oauth2_add(struct ctl *ctx, const struct ctl_cmd *cmd, int argc, char **argv)
 	rc = app_send(ctx, cmd, opts, "POST", "/v1/oauth2", true, &res);
 	if (rc != CTL_EXIT_OK || ctx->json)
 		goto out;
-	id = ctl_out_clean(ctl_out_str(res, "id") != NULL ?
-	    ctl_out_str(res, "id") : "?", 0);
+	id = ctl_out_member(res, "id", "?", 0);
 	printf("oauth2 application %s added\n", id);
 	free(id);
 out:
@@ -206,14 +199,13 @@ oauth2_update(struct ctl *ctx, const struct ctl_cmd *cmd, int argc,
 {
 	struct ctl_opt	 opts[] = { APP_OPTS };
 	cJSON		*res = NULL;
-	char		**pos = NULL, *app = NULL, *path = NULL, *a;
+	char		**pos = NULL, *path = NULL, *a;
 	int		 npos, rc;
 
 	if (ctl_args(ctx, cmd, argc, argv, opts, 1, 1, "APP", &pos, &npos,
 	    &rc) == -1)
 		goto out;
-	app = ctl_http_escape(pos[0]);
-	path = xasprintf("/v1/oauth2/%s", app);
+	path = ctl_req_path("/v1/oauth2", pos[0]);
 	rc = app_send(ctx, cmd, opts, "PUT", path, false, &res);
 	if (rc != CTL_EXIT_OK || ctx->json)
 		goto out;
@@ -224,9 +216,23 @@ out:
 	cJSON_Delete(res);
 	ctl_opts_free(opts);
 	free(pos);
-	free(app);
 	free(path);
 	return rc;
+}
+
+static void
+app_row(struct ctl_out_table *t, const cJSON *app)
+{
+	char	*cell;
+
+	ctl_out_table_add(t, ctl_out_str(app, "id"));
+	ctl_out_table_add(t, ctl_out_str(app, "provider"));
+	cell = ctl_out_member(app, "clientId", "-", 40);
+	ctl_out_table_add(t, cell);
+	free(cell);
+	cell = ctl_out_member(app, "name", "-", 32);
+	ctl_out_table_add(t, cell);
+	free(cell);
 }
 
 static int
@@ -235,111 +241,35 @@ oauth2_list(struct ctl *ctx, const struct ctl_cmd *cmd, int argc,
 {
 	static const char *const hdr[] = { "ID", "PROVIDER", "CLIENT ID",
 	    "NAME", NULL };
-	struct ctl_opt	 opts[] = {
-		{ .name = "page", .flags = CTL_OPT_ARG },
-		{ .name = "page-size", .flags = CTL_OPT_ARG },
-		{ .name = NULL },
+	static const struct ctl_req_list list = {
+		.path = "/v1/oauth2", .member = "apps", .hdr = hdr,
+		.row = app_row, .one = "application", .many = "applications",
 	};
-	struct ctl_out_table	*t = NULL;
-	const cJSON	*app;
-	cJSON		*res = NULL;
-	char		**pos = NULL, *q = NULL, *path = NULL, *cell;
-	int		 npos, rc;
 
-	if (ctl_args(ctx, cmd, argc, argv, opts, 0, 0, "", &pos, &npos,
-	    &rc) == -1)
-		goto out;
-	if ((rc = ctl_page_query(ctx, cmd, opts[0].val, opts[1].val, &q)) != 0)
-		goto out;
-	path = q[0] != '\0' ? xasprintf("/v1/oauth2?%s", q + 1) :
-	    xstrdup("/v1/oauth2");
-	if ((rc = ctl_api(ctx, "GET", path, NULL, 0, &res)) != 0)
-		goto out;
-	if (ctx->json) {
-		ctl_out_json(stdout, res, true);
-		goto out;
-	}
-	t = ctl_out_table_new(hdr);
-	cJSON_ArrayForEach(app, cJSON_GetObjectItemCaseSensitive(res, "apps")) {
-		ctl_out_table_add(t, ctl_out_str(app, "id"));
-		ctl_out_table_add(t, ctl_out_str(app, "provider"));
-		cell = ctl_out_clean(ctl_out_str(app, "clientId") != NULL ?
-		    ctl_out_str(app, "clientId") : "-", 40);
-		ctl_out_table_add(t, cell);
-		free(cell);
-		cell = ctl_out_clean(ctl_out_str(app, "name") != NULL ?
-		    ctl_out_str(app, "name") : "-", 32);
-		ctl_out_table_add(t, cell);
-		free(cell);
-	}
-	ctl_out_table_print(t, stdout);
-	ctl_out_page_footer(stdout, res, "application", "applications");
-out:
-	ctl_out_table_free(&t);
-	cJSON_Delete(res);
-	ctl_opts_free(opts);
-	free(pos);
-	free(q);
-	free(path);
-	return rc;
+	return ctl_req_list(ctx, cmd, argc, argv, &list);
 }
 
 static int
 oauth2_show(struct ctl *ctx, const struct ctl_cmd *cmd, int argc,
     char **argv)
 {
-	struct ctl_opt	 opts[] = { { .name = NULL } };
-	cJSON		*res = NULL;
-	char		**pos = NULL, *app = NULL, *path = NULL;
-	int		 npos, rc;
-
-	if (ctl_args(ctx, cmd, argc, argv, opts, 1, 1, "APP", &pos, &npos,
-	    &rc) == -1)
-		goto out;
-	app = ctl_http_escape(pos[0]);
-	path = xasprintf("/v1/oauth2/%s", app);
-	if ((rc = ctl_api(ctx, "GET", path, NULL, 0, &res)) != 0)
-		goto out;
-	if (ctx->json)
-		ctl_out_json(stdout, res, true);
-	else
-		ctl_out_kv(stdout, res, "-", true);
-out:
-	ctl_json_wipe_free(&res);
-	free(pos);
-	free(app);
-	free(path);
-	return rc;
+	return ctl_req_show(ctx, cmd, argc, argv, "APP", "/v1/oauth2");
 }
 
 static int
 oauth2_delete(struct ctl *ctx, const struct ctl_cmd *cmd, int argc,
     char **argv)
 {
-	struct ctl_opt	 opts[] = { { .name = NULL } };
-	cJSON		*res = NULL;
-	char		**pos = NULL, *app = NULL, *path = NULL, *a;
-	int		 npos, rc;
+	cJSON	*res;
+	char	*a;
+	int	 rc;
 
-	if (ctl_args(ctx, cmd, argc, argv, opts, 1, 1, "APP", &pos, &npos,
-	    &rc) == -1)
-		goto out;
-	app = ctl_http_escape(pos[0]);
-	path = xasprintf("/v1/oauth2/%s", app);
-	if ((rc = ctl_api(ctx, "DELETE", path, NULL, 0, &res)) != 0)
-		goto out;
-	if (ctx->json) {
-		ctl_out_json(stdout, res, true);
-		goto out;
-	}
-	a = ctl_out_clean(pos[0], 0);
-	printf("oauth2 application %s deleted\n", a);
+	rc = ctl_req_delete(ctx, cmd, argc, argv, "APP", "/v1/oauth2", &res,
+	    &a);
+	if (a != NULL)
+		printf("oauth2 application %s deleted\n", a);
 	free(a);
-out:
 	cJSON_Delete(res);
-	free(pos);
-	free(app);
-	free(path);
 	return rc;
 }
 

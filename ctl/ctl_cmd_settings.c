@@ -13,19 +13,19 @@
 #include "ctl/ctl_cmd.h"
 #include "ctl/ctl_http.h"
 #include "ctl/ctl_out.h"
+#include "ctl/ctl_req.h"
 
 static int
 settings_get(struct ctl *ctx, const struct ctl_cmd *cmd, int argc,
     char **argv)
 {
 	struct ctl_opt	 opts[] = { { .name = NULL } };
-	cJSON		*res = NULL;
-	char		**pos = NULL, *path = NULL, *k, *n;
+	char		**pos = NULL, *path, *k, *n;
 	int		 i, npos, rc;
 
 	if (ctl_args(ctx, cmd, argc, argv, opts, 0, -1, "", &pos, &npos,
 	    &rc) == -1)
-		goto out;
+		return rc;
 	path = xstrdup("/v1/settings");
 	for (i = 0; i < npos; i++) {
 		k = ctl_http_escape(pos[i]);
@@ -34,14 +34,7 @@ settings_get(struct ctl *ctx, const struct ctl_cmd *cmd, int argc,
 		free(path);
 		path = n;
 	}
-	if ((rc = ctl_api(ctx, "GET", path, NULL, 0, &res)) != 0)
-		goto out;
-	if (ctx->json)
-		ctl_out_json(stdout, res, true);
-	else
-		ctl_out_kv(stdout, res, "null", true);
-out:
-	cJSON_Delete(res);
+	rc = ctl_req_get(ctx, path, "null");
 	free(pos);
 	free(path);
 	return rc;

@@ -12,8 +12,8 @@
 #include "ctl/ctl.h"
 #include "ctl/ctl_api.h"
 #include "ctl/ctl_cmd.h"
-#include "ctl/ctl_http.h"
 #include "ctl/ctl_out.h"
+#include "ctl/ctl_req.h"
 
 #define TOKEN_TTL_MAX		31536000LL	/* API: ttl 1..31536000 s */
 #define TOKEN_DESC_WIDTH	40		/* table column, then "..." */
@@ -148,8 +148,7 @@ token_row(struct ctl_out_table *t, const cJSON *tok)
 	char	*s, *desc;
 
 	ctl_out_table_add(t, ctl_out_str(tok, "id"));
-	desc = ctl_out_clean(ctl_out_str(tok, "description") != NULL ?
-	    ctl_out_str(tok, "description") : "-", TOKEN_DESC_WIDTH);
+	desc = ctl_out_member(tok, "description", "-", TOKEN_DESC_WIDTH);
 	ctl_out_table_add(t, desc);
 	free(desc);
 	s = ctl_out_join(tok, "scopes", "-");
@@ -177,99 +176,33 @@ token_list(struct ctl *ctx, const struct ctl_cmd *cmd, int argc, char **argv)
 {
 	static const char *const hdr[] = { "ID", "DESCRIPTION", "SCOPES",
 	    "ADDRESSES", "CREATED", "EXPIRES", "LAST USED", NULL };
-	struct ctl_opt	 opts[] = {
-		{ .name = "page", .flags = CTL_OPT_ARG },
-		{ .name = "page-size", .flags = CTL_OPT_ARG },
-		{ .name = NULL },
+	static const struct ctl_req_list list = {
+		.path = "/v1/tokens", .param = "account", .posname = "ACCOUNT",
+		.member = "tokens", .hdr = hdr, .row = token_row,
+		.one = "token", .many = "tokens",
 	};
-	struct ctl_out_table	*t = NULL;
-	const cJSON	*tok;
-	cJSON		*res = NULL;
-	char		**pos = NULL, *q = NULL, *acct = NULL, *path = NULL;
-	int		 npos, rc;
 
-	if (ctl_args(ctx, cmd, argc, argv, opts, 1, 1, "ACCOUNT", &pos, &npos,
-	    &rc) == -1)
-		goto out;
-	if ((rc = ctl_page_query(ctx, cmd, opts[0].val, opts[1].val, &q)) != 0)
-		goto out;
-	acct = ctl_http_escape(pos[0]);
-	path = xasprintf("/v1/tokens?account=%s%s", acct, q);
-	if ((rc = ctl_api(ctx, "GET", path, NULL, 0, &res)) != 0)
-		goto out;
-	if (ctx->json) {
-		ctl_out_json(stdout, res, true);
-		goto out;
-	}
-	t = ctl_out_table_new(hdr);
-	cJSON_ArrayForEach(tok, cJSON_GetObjectItemCaseSensitive(res,
-	    "tokens"))
-		token_row(t, tok);
-	ctl_out_table_print(t, stdout);
-	ctl_out_page_footer(stdout, res, "token", "tokens");
-out:
-	ctl_out_table_free(&t);
-	cJSON_Delete(res);
-	ctl_opts_free(opts);
-	free(pos);
-	free(q);
-	free(acct);
-	free(path);
-	return rc;
+	return ctl_req_list(ctx, cmd, argc, argv, &list);
 }
 
 static int
 token_show(struct ctl *ctx, const struct ctl_cmd *cmd, int argc, char **argv)
 {
-	struct ctl_opt	 opts[] = { { .name = NULL } };
-	cJSON		*res = NULL;
-	char		**pos = NULL, *id = NULL, *path = NULL;
-	int		 npos, rc;
-
-	if (ctl_args(ctx, cmd, argc, argv, opts, 1, 1, "ID", &pos, &npos,
-	    &rc) == -1)
-		goto out;
-	id = ctl_http_escape(pos[0]);
-	path = xasprintf("/v1/tokens/%s", id);
-	if ((rc = ctl_api(ctx, "GET", path, NULL, 0, &res)) != 0)
-		goto out;
-	if (ctx->json)
-		ctl_out_json(stdout, res, true);
-	else
-		ctl_out_kv(stdout, res, "-", true);
-out:
-	cJSON_Delete(res);
-	free(pos);
-	free(id);
-	free(path);
-	return rc;
+	return ctl_req_show(ctx, cmd, argc, argv, "ID", "/v1/tokens");
 }
 
 static int
 token_revoke(struct ctl *ctx, const struct ctl_cmd *cmd, int argc,
     char **argv)
 {
-	struct ctl_opt	 opts[] = { { .name = NULL } };
-	cJSON		*res = NULL;
-	char		**pos = NULL, *id = NULL, *path = NULL;
-	int		 npos, rc;
+	cJSON	*res;
+	int	 rc;
 
-	if (ctl_args(ctx, cmd, argc, argv, opts, 1, 1, "TOKEN or ID", &pos,
-	    &npos, &rc) == -1)
-		goto out;
-	id = ctl_http_escape(pos[0]);
-	path = xasprintf("/v1/tokens/%s", id);
-	if ((rc = ctl_api(ctx, "DELETE", path, NULL, 0, &res)) != 0)
-		goto out;
-	if (ctx->json)
-		ctl_out_json(stdout, res, true);
-	else
+	rc = ctl_req_delete(ctx, cmd, argc, argv, "TOKEN or ID", "/v1/tokens",
+	    &res, NULL);
+	if (rc == CTL_EXIT_OK && !ctx->json)
 		printf("token revoked\n");
-out:
 	cJSON_Delete(res);
-	free(pos);
-	ctl_wipe_free(&id, id != NULL ? strlen(id) : 0);
-	ctl_wipe_free(&path, path != NULL ? strlen(path) : 0);
 	return rc;
 }
 
@@ -277,25 +210,16 @@ static int
 token_revoke_all(struct ctl *ctx, const struct ctl_cmd *cmd, int argc,
     char **argv)
 {
-	struct ctl_opt	 opts[] = { { .name = NULL } };
 	const cJSON	*count;
-	cJSON		*res = NULL;
-	char		**pos = NULL, *acct = NULL, *path = NULL, *a;
-	int		 npos, rc;
+	cJSON		*res;
+	char		*a;
+	int		 rc;
 
-	if (ctl_args(ctx, cmd, argc, argv, opts, 1, 1, "ACCOUNT", &pos, &npos,
-	    &rc) == -1)
+	rc = ctl_req_delete(ctx, cmd, argc, argv, "ACCOUNT",
+	    "/v1/tokens/account", &res, &a);
+	if (a == NULL)
 		goto out;
-	acct = ctl_http_escape(pos[0]);
-	path = xasprintf("/v1/tokens/account/%s", acct);
-	if ((rc = ctl_api(ctx, "DELETE", path, NULL, 0, &res)) != 0)
-		goto out;
-	if (ctx->json) {
-		ctl_out_json(stdout, res, true);
-		goto out;
-	}
 	count = cJSON_GetObjectItemCaseSensitive(res, "count");
-	a = ctl_out_clean(pos[0], 0);
 	if (cJSON_IsNumber(count))
 		printf("revoked %.0f token%s of account %s\n",
 		    count->valuedouble, count->valuedouble == 1 ? "" : "s", a);
@@ -304,9 +228,6 @@ token_revoke_all(struct ctl *ctx, const struct ctl_cmd *cmd, int argc,
 	free(a);
 out:
 	cJSON_Delete(res);
-	free(pos);
-	free(acct);
-	free(path);
 	return rc;
 }
 

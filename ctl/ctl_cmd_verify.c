@@ -51,8 +51,7 @@ print_check(const char *name, const cJSON *c)
 		printf("%s: ok\n", name);
 		return true;
 	}
-	err = ctl_out_clean(ctl_out_str(c, "error") != NULL ?
-	    ctl_out_str(c, "error") : "failed", 0);
+	err = ctl_out_member(c, "error", "failed", 0);
 	printf("%s: FAILED (%s): %s\n", name, code != NULL ? code : "?", err);
 	free(err);
 	if (ctl_out_str(c, "hint") != NULL) {

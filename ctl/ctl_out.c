@@ -24,23 +24,12 @@ static const char *const secret_keys[] = {
 	"secret", NULL,
 };
 
-static size_t
-out_width(const char *s)
-{
-	size_t	w = 0;
-
-	for (; *s != '\0'; s++)
-		if (((unsigned char)*s & 0xc0) != 0x80)
-			w++;
-	return w;
-}
-
 char *
 ctl_out_clean(const char *s, size_t maxw)
 {
 	const unsigned char	*p = (const unsigned char *)s;
 	char			*out, *o;
-	size_t			 w = 0, total = out_width(s);
+	size_t			 w = 0, total = str_utf8_len(s);
 
 	o = out = xmalloc(strlen(s) + 4);
 	for (; *p != '\0'; p++) {
@@ -73,6 +62,15 @@ ctl_out_str(const cJSON *obj, const char *key)
 		return NULL;
 	j = cJSON_GetObjectItemCaseSensitive(obj, key);
 	return cJSON_IsString(j) ? j->valuestring : NULL;
+}
+
+char *
+ctl_out_member(const cJSON *obj, const char *key, const char *none,
+    size_t maxw)
+{
+	const char	*s = ctl_out_str(obj, key);
+
+	return ctl_out_clean(s != NULL ? s : none, maxw);
 }
 
 void
@@ -151,8 +149,8 @@ ctl_out_table_print(const struct ctl_out_table *t, FILE *fp)
 		return;
 	w = xcalloc(t->ncols, sizeof(*w));
 	for (i = 0; i < t->ncells; i++)
-		if (out_width(t->cells[i]) > w[i % t->ncols])
-			w[i % t->ncols] = out_width(t->cells[i]);
+		if (str_utf8_len(t->cells[i]) > w[i % t->ncols])
+			w[i % t->ncols] = str_utf8_len(t->cells[i]);
 	for (i = 0; i < t->ncells; i++) {
 		col = i % t->ncols;
 		fputs(t->cells[i], fp);
@@ -160,7 +158,7 @@ ctl_out_table_print(const struct ctl_out_table *t, FILE *fp)
 			fputc('\n', fp);
 			continue;
 		}
-		for (pad = out_width(t->cells[i]); pad < w[col] + 2; pad++)
+		for (pad = str_utf8_len(t->cells[i]); pad < w[col] + 2; pad++)
 			fputc(' ', fp);
 	}
 	free(w);
@@ -296,11 +294,11 @@ ctl_out_kv(FILE *fp, const cJSON *j, const char *nulltext, bool redact)
 
 	kv_flatten(&kv, NULL, j, nulltext, redact);
 	for (i = 0; i < kv.n; i++)
-		if (out_width(kv.k[i]) > w)
-			w = out_width(kv.k[i]);
+		if (str_utf8_len(kv.k[i]) > w)
+			w = str_utf8_len(kv.k[i]);
 	for (i = 0; i < kv.n; i++) {
 		fprintf(fp, "%s:%*s %s\n", kv.k[i],
-		    (int)(w - out_width(kv.k[i])), "", kv.v[i]);
+		    (int)(w - str_utf8_len(kv.k[i])), "", kv.v[i]);
 		free(kv.k[i]);
 		free(kv.v[i]);
 	}

@@ -41,6 +41,9 @@ void	 ctl_out_json(FILE *, const cJSON *j, bool redact);
 char	*ctl_out_clean(const char *s, size_t maxw);
 /* The string member key of obj, or NULL (obj may be NULL). */
 const char *ctl_out_str(const cJSON *obj, const char *key);
+/* That member, or none if there is none, through ctl_out_clean(); malloc'd. */
+char	*ctl_out_member(const cJSON *obj, const char *key, const char *none,
+	    size_t maxw);
 /* An ISO 8601 member as "2026-11-22T10:00:00Z" into out (>= 32 bytes), or
  * none if absent or null; unparsable text is shown cleaned. */
 void	 ctl_out_time(const cJSON *obj, const char *key, const char *none,

@@ -1,8 +1,9 @@
 /*
- * Client sessions: accept-time socket options, the client bufferevent and
- * its TLS (implicit or STARTTLS), the login timer, and closing. A session
- * is freed only from its own zero-timeout event, never inside a callback
- * that may still use it (Redis's freeClientAsync idea).
+ * Client sessions: accept-time socket options, the PROXY protocol header on
+ * listeners flagged "proxy", the client bufferevent and its TLS (implicit
+ * or STARTTLS), the login timer, and closing. A session is freed only from
+ * its own zero-timeout event, never inside a callback that may still use it
+ * (Redis's freeClientAsync idea).
  */
 #include <errno.h>
 #include <netinet/in.h>
@@ -24,6 +25,7 @@
 #include "common/str.h"
 #include "common/tls.h"
 #include "common/xmalloc.h"
+#include "proxy/proxy_proto.h"
 #include "proxy/relay.h"
 #include "proxy/session.h"
 #include "proxy/worker.h"
@@ -45,12 +47,21 @@ enum {
 };
 static int	sess_flags_get(struct sess *);
 
+/* Waiting for the PROXY header: only on "proxy" listeners, until it is
+ * complete. Bytes that are surely header are read and kept here. */
+struct sess_pp {
+	struct event	*ev;
+	size_t		 len;
+	uint8_t		 buf[PROXY_PROTO_MAX];
+};
+
 struct sess_priv {
 	struct sess	 s;
 	int		 flags;
 	const char	*close_reason;
 	struct event	*linger_ev;
 	size_t		 linger_bytes;
+	struct sess_pp	*pp;
 };
 
 static int
@@ -122,6 +133,10 @@ sess_login_timer_cb(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	sess_log(s, LOG_LVL_INFO, "event=login_timeout");
+	if (s->bev == NULL) {
+		sess_close(s, "login timeout waiting for the PROXY header");
+		return;
+	}
 	/* Without a finished handshake there is no channel for a BYE. */
 	if (s->tls && !s->tls_ready) {
 		sess_close(s, "login timeout during TLS handshake");
@@ -136,6 +151,101 @@ sess_free_cb(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	sess_free_now(arg);
+}
+
+/* The client bufferevent: TLS accepting, or plain. */
+static int
+sess_bev_new(struct sess *s)
+{
+	if (s->lcfg->tls == CFG_TLS_IMPLICIT)
+		s->bev = sess_bev_tls(s);
+	else
+		s->bev = bufferevent_socket_new(s->w->base, s->fd, 0);
+	if (s->bev == NULL)
+		return -1;
+	bufferevent_setcb(s->bev, sess_read_cb, sess_write_cb, sess_event_cb,
+	    s);
+	bufferevent_setwatermark(s->bev, EV_READ, 0, SESS_PRELOGIN_READ_MAX);
+	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
+	return 0;
+}
+
+static void
+sess_pp_free(struct sess_priv *p)
+{
+	if (p->pp == NULL)
+		return;
+	event_free(p->pp->ev);
+	free(p->pp);
+	p->pp = NULL;
+}
+
+/*
+ * Readable while waiting for the PROXY header. recv(MSG_PEEK) looks at what
+ * is there; only bytes known to be header are really read, so whatever
+ * follows (a TLS ClientHello, an early command) stays in the socket for
+ * the bufferevent. An incomplete header is read whole (the parser says all
+ * of it is header), so level-triggered readiness cannot spin on it.
+ */
+static void
+sess_pp_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct sess_priv	*p = arg;
+	struct sess		*s = &p->s;
+	struct sess_pp		*pp = p->pp;
+	struct proxy_proto	 res;
+	char			 via[80];
+	ssize_t			 n;
+	size_t			 want;
+	int			 rc;
+
+	(void)what;
+	if (s->closing)
+		return;
+	n = recv(fd, pp->buf + pp->len, sizeof(pp->buf) - pp->len, MSG_PEEK);
+	if (n == 0) {
+		sess_close(s, "client closed before the PROXY header");
+		return;
+	}
+	if (n < 0) {
+		if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+			return;
+		sess_close(s, strerror(errno));
+		return;
+	}
+	rc = proxy_proto_parse(pp->buf, pp->len + (size_t)n, &res);
+	/* The parser caps the header below the buffer; checked anyway, as
+	 * is that the kept bytes were header (its contract for 0). */
+	if (rc == -1 || (rc == 0 && pp->len + (size_t)n >= sizeof(pp->buf)) ||
+	    (rc == 1 && res.len <= pp->len)) {
+		sess_log(s, LOG_LVL_WARN, "event=proxy_header result=bad "
+		    "reason=\"%s\"", rc == -1 ? res.why : "too long");
+		sess_close(s, "bad PROXY header");
+		return;
+	}
+	want = rc == 1 ? res.len - pp->len : (size_t)n;
+	if (recv(fd, pp->buf + pp->len, want, 0) != (ssize_t)want) {
+		sess_close(s, "PROXY header read failed");
+		return;
+	}
+	pp->len += want;
+	if (rc == 0)
+		return;
+	snprintf(via, sizeof(via), "%s:%d", s->ip, s->port);
+	if (res.has_addr) {
+		snprintf(s->ip, sizeof(s->ip), "%s", res.ip);
+		s->port = res.port;
+	}
+	sess_log(s, LOG_LVL_DEBUG, "event=proxy_header result=ok version=%d "
+	    "via=%s%s", res.version, via,
+	    res.has_addr ? "" : " addr=local");
+	sess_pp_free(p);
+	if (sess_bev_new(s) == -1) {
+		log_error("event=accept_fail reason=\"bufferevent\"");
+		sess_close(s, "bufferevent");
+		return;
+	}
+	s->ops->start(s);
 }
 
 struct sess *
@@ -176,11 +286,9 @@ sess_new(struct worker *w, int fd, const struct sockaddr *sa, int socklen,
 	s->started_ms = s->last_active_ms = str_now_ms();
 	sess_sockopts(fd);
 	evutil_make_socket_nonblocking(fd);
-	if (lcfg->tls == CFG_TLS_IMPLICIT)
-		s->bev = sess_bev_tls(s);
-	else
-		s->bev = bufferevent_socket_new(w->base, fd, 0);
-	if (s->bev == NULL) {
+	/* Behind a balancer the bufferevent waits for the PROXY header: the
+	 * TLS handshake and the greeting come after it. */
+	if (!lcfg->proxy_protocol && sess_bev_new(s) == -1) {
 		log_error("event=accept_fail reason=\"bufferevent\"");
 		close(fd);
 		free(p);
@@ -188,17 +296,21 @@ sess_new(struct worker *w, int fd, const struct sockaddr *sa, int socklen,
 	}
 	TAILQ_INSERT_TAIL(&w->sessions, s, entry);
 	w->nsessions++;
-	bufferevent_setcb(s->bev, sess_read_cb, sess_write_cb, sess_event_cb,
-	    s);
-	bufferevent_setwatermark(s->bev, EV_READ, 0, SESS_PRELOGIN_READ_MAX);
-	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
 	s->free_ev = evtimer_new(w->base, sess_free_cb, s);
 	s->login_timer = evtimer_new(w->base, sess_login_timer_cb, s);
 	tv.tv_sec = pcfg->login_timeout_ms / 1000;
 	tv.tv_usec = (pcfg->login_timeout_ms % 1000) * 1000;
 	evtimer_add(s->login_timer, &tv);
-	sess_log(s, LOG_LVL_DEBUG, "event=connect tls=%s",
-	    lcfg->tls == CFG_TLS_IMPLICIT ? "implicit" : "starttls");
+	sess_log(s, LOG_LVL_DEBUG, "event=connect tls=%s%s",
+	    lcfg->tls == CFG_TLS_IMPLICIT ? "implicit" : "starttls",
+	    lcfg->proxy_protocol ? " proxy=yes" : "");
+	if (lcfg->proxy_protocol) {
+		p->pp = xcalloc(1, sizeof(*p->pp));
+		p->pp->ev = event_new(w->base, fd, EV_READ | EV_PERSIST,
+		    sess_pp_cb, p);
+		event_add(p->pp->ev, NULL);
+		return s;
+	}
 	ops->start(s);
 	return s;
 }
@@ -410,6 +522,7 @@ sess_close(struct sess *s, const char *reason)
 	s->closing = true;
 	if (s->bev != NULL)
 		bufferevent_disable(s->bev, EV_READ | EV_WRITE);
+	sess_pp_free((struct sess_priv *)s);	/* no more readiness */
 	sess_log(s, LOG_LVL_INFO, "event=close reason=\"%s\" account=%s "
 	    "in=%llu out=%llu ms=%lld", reason != NULL ? reason : "",
 	    s->account != NULL ? s->account : "-",
@@ -449,6 +562,17 @@ sess_close_after_flush(struct sess *s, const char *reason)
 }
 
 void
+sess_shutdown(struct sess *s)
+{
+	if (s->closing)
+		return;
+	if (s->bev == NULL)	/* still waiting for the PROXY header */
+		sess_close(s, "shutdown");
+	else
+		s->ops->shutdown(s);
+}
+
+void
 sess_logged_in(struct sess *s)
 {
 	evtimer_del(s->login_timer);
@@ -468,6 +592,7 @@ sess_free_now(struct sess *s)
 
 	if (s->ops->free != NULL)
 		s->ops->free(s);
+	sess_pp_free((struct sess_priv *)s);
 	relay_free(&s->relay);
 	if (s->slot_held && s->account != NULL)
 		tok_conn_release(w->tok, s->account, s->idhex);

@@ -1,8 +1,9 @@
 /*
- * One client connection, protocol-agnostic: the client bufferevent (plain,
- * then TLS; implicit or after STARTTLS), the login timer, the relay after
- * login, and a safe two-step close (mark now, free on the next loop turn)
- * so that no callback ever runs on a freed session.
+ * One client connection, protocol-agnostic: the PROXY protocol header on
+ * "proxy" listeners, the client bufferevent (plain, then TLS; implicit or
+ * after STARTTLS; NULL until the PROXY header is read), the login timer,
+ * the relay after login, and a safe two-step close (mark now, free on the
+ * next loop turn) so that no callback ever runs on a freed session.
  */
 #ifndef PROXY_SESSION_H
 #define PROXY_SESSION_H
@@ -41,11 +42,13 @@ struct sess {
 	uint64_t		 id;
 	char			 idhex[17];
 	int			 fd;
-	struct bufferevent	*bev;		/* client side */
+	struct bufferevent	*bev;		/* client side; NULL before the
+						 * PROXY header */
 	bool			 tls;		/* TLS active on client side */
 	bool			 tls_ready;	/* its handshake is done */
 	bool			 bev_owns_fd;
-	char			 ip[64];	/* textual client address */
+	char			 ip[64];	/* textual client address (from
+						 * the PROXY header if any) */
 	int			 port;
 	struct event		*login_timer;
 	struct event		*free_ev;
@@ -79,6 +82,9 @@ void		 sess_read_enable(struct sess *, bool);
 /* Session-prefixed log line. */
 void		 sess_log(struct sess *, int level, const char *fmt, ...)
 		    __attribute__((format(printf, 3, 4)));
+/* Server going away, session not logged in: its protocol says goodbye
+ * (ops->shutdown); one still waiting for its PROXY header just closes. */
+void		 sess_shutdown(struct sess *);
 /* Login done: cancel the login timer. */
 void		 sess_logged_in(struct sess *);
 /* Hand the client over to the byte relay with an upstream bufferevent. */

@@ -253,7 +253,7 @@ worker_term_cb(evutil_socket_t sig, short what, void *arg)
 	for (s = TAILQ_FIRST(&w->sessions); s != NULL; s = next) {
 		next = TAILQ_NEXT(s, entry);
 		if (s->relay == NULL && !s->closing)
-			s->ops->shutdown(s);
+			sess_shutdown(s);
 	}
 	if (w->nsessions == 0) {
 		event_base_loopexit(w->base, NULL);

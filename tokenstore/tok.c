@@ -27,6 +27,7 @@
 #include "common/str.h"
 #include "common/xmalloc.h"
 #include "tokenstore/tok.h"
+#include "tokenstore/tok_keys.h"
 
 #define TOK_BACKOFF_MIN_MS	50
 #define TOK_BACKOFF_MAX_MS	1000
@@ -526,7 +527,7 @@ tok_subscribe(struct tok *t, const char *channel, tok_message_cb *cb,
 	if (t->subl.ac != NULL)
 		return -1;
 	t->subs = xrealloc(t->subs, (t->nsubs + 1) * sizeof(*t->subs));
-	t->subs[t->nsubs].channel = xasprintf("%s%s", t->prefix, channel);
+	t->subs[t->nsubs].channel = tok_key_channel(t->prefix, channel);
 	t->subs[t->nsubs].cb = cb;
 	t->subs[t->nsubs].arg = arg;
 	t->nsubs++;

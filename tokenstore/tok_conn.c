@@ -8,6 +8,7 @@
 
 #include "common/xmalloc.h"
 #include "tokenstore/tok_conn.h"
+#include "tokenstore/tok_keys.h"
 
 static const char tok_conn_lua[] =
     "local t = redis.call('TIME')\n"
@@ -54,7 +55,7 @@ tok_conn_acquire(struct tok *t, const char *account, const char *sess_id,
 
 	c->cb = cb;
 	c->arg = arg;
-	key = xasprintf("%sconn:%s", tok_prefix(t), account);
+	key = tok_key_conn(tok_prefix(t), account);
 	r = tok_cmd(t, tok_conn_reply_cb, c, "EVAL %s 1 %s %d %d %s",
 	    tok_conn_lua, key, max, TOK_CONN_TTL_MS, sess_id);
 	tok_req_set_cancel_fn(r, free);
@@ -65,7 +66,7 @@ tok_conn_acquire(struct tok *t, const char *account, const char *sess_id,
 void
 tok_conn_refresh(struct tok *t, const char *account, const char *sess_id)
 {
-	char *key = xasprintf("%sconn:%s", tok_prefix(t), account);
+	char *key = tok_key_conn(tok_prefix(t), account);
 
 	(void)tok_cmd(t, NULL, NULL, "EVAL %s 1 %s %d %s",
 	    tok_conn_refresh_lua, key, TOK_CONN_TTL_MS, sess_id);
@@ -75,7 +76,7 @@ tok_conn_refresh(struct tok *t, const char *account, const char *sess_id)
 void
 tok_conn_release(struct tok *t, const char *account, const char *sess_id)
 {
-	char *key = xasprintf("%sconn:%s", tok_prefix(t), account);
+	char *key = tok_key_conn(tok_prefix(t), account);
 
 	(void)tok_cmd(t, NULL, NULL, "ZREM %s %s", key, sess_id);
 	free(key);

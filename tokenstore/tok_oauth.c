@@ -10,13 +10,13 @@
 
 #include <cJSON.h>
 
-#include "common/log.h"
 #include "common/str.h"
 #include "common/xmalloc.h"
 #include "tokenstore/tok_keys.h"
 #include "tokenstore/tok_oauth.h"
+#include "tokenstore/tok_reply.h"
 
-static char	tok_oauth_err[160] = "unknown error";
+static struct tok_reply_err oauth_err = { "unknown error" };
 
 static const char lua_app_create[] =
     "if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end "
@@ -90,42 +90,7 @@ static const char lua_unlock[] =
 const char *
 tok_oauth_errstr(void)
 {
-	return tok_oauth_err;
-}
-
-static void
-set_err(const char *why)
-{
-	snprintf(tok_oauth_err, sizeof(tok_oauth_err), "%s",
-	    why != NULL ? why : "unknown error");
-}
-
-/* NULL reply (err set by tok.c) or a Redis error reply: remember why. */
-static bool
-reply_failed(const redisReply *r, const char *err, const char *what)
-{
-	char buf[128];
-
-	if (r == NULL) {
-		set_err(err);
-		return true;
-	}
-	if (r->type != REDIS_REPLY_ERROR)
-		return false;
-	str_sanitize(r->str != NULL ? r->str : "", 100, buf, sizeof(buf));
-	log_error("event=redis_error op=%s reply=\"%s\"", what, buf);
-	set_err(buf);
-	return true;
-}
-
-static void
-set_corrupt(const char *what, const char *which)
-{
-	char buf[96];
-
-	str_sanitize(which != NULL ? which : "", 80, buf, sizeof(buf));
-	log_error("event=redis_corrupt record=%s key=\"%s\"", what, buf);
-	set_err("corrupt record");
+	return oauth_err.s;
 }
 
 struct ctx {
@@ -181,7 +146,7 @@ rc_reply(void *arg, redisReply *r, const char *err)
 	tok_oauth_rc_cb	*cb = (tok_oauth_rc_cb *)c->cb;
 	int		 rc = -1;
 
-	if (!reply_failed(r, err, "oauth2")) {
+	if (!tok_reply_failed(&oauth_err, r, err, "oauth2")) {
 		if (r->type == REDIS_REPLY_INTEGER)
 			rc = (int)r->integer;
 		else if (r->type == REDIS_REPLY_STATUS)
@@ -189,7 +154,7 @@ rc_reply(void *arg, redisReply *r, const char *err)
 		else if (r->type == REDIS_REPLY_NIL)
 			rc = 0;			/* SET ... NX: held */
 		else
-			set_err("unexpected reply");
+			tok_reply_err_set(&oauth_err, "unexpected reply");
 	}
 	if (cb != NULL)
 		cb(c->arg, rc);
@@ -322,16 +287,16 @@ app_get_reply(void *arg, redisReply *r, const char *err)
 	tok_oauth_app_cb	*cb = (tok_oauth_app_cb *)c->cb;
 	struct tok_oauth_app	 a;
 
-	if (reply_failed(r, err, "oauth2_app_get"))
+	if (tok_reply_failed(&oauth_err, r, err, "oauth2_app_get"))
 		cb(c->arg, -1, NULL, 0, 0);
 	else if (r->type != REDIS_REPLY_ARRAY || r->elements != 3) {
-		set_err("unexpected reply");
+		tok_reply_err_set(&oauth_err, "unexpected reply");
 		cb(c->arg, -1, NULL, 0, 0);
 	} else if (r->element[0]->type == REDIS_REPLY_NIL)
 		cb(c->arg, 0, NULL, 0, 0);
 	else if (!app_parse(&a, c->id, r->element[0], r->element[1],
 	    r->element[2])) {
-		set_corrupt("oauth2_app", c->id);
+		tok_reply_corrupt(&oauth_err, "oauth2_app", c->id);
 		cb(c->arg, -1, NULL, 0, 0);
 	} else {
 		cb(c->arg, 1, &a, 1, 1);
@@ -367,7 +332,7 @@ app_list_reply(void *arg, redisReply *r, const char *err)
 	struct tok_oauth_app	*apps;
 	size_t			 n = 0, i;
 
-	if (reply_failed(r, err, "oauth2_app_list")) {
+	if (tok_reply_failed(&oauth_err, r, err, "oauth2_app_list")) {
 		cb(c->arg, -1, NULL, 0, 0);
 		ctx_free(c);
 		return;
@@ -375,7 +340,7 @@ app_list_reply(void *arg, redisReply *r, const char *err)
 	if (r->type != REDIS_REPLY_ARRAY || r->elements < 1 ||
 	    r->element[0]->type != REDIS_REPLY_INTEGER ||
 	    (r->elements - 1) % 4 != 0) {
-		set_err("unexpected reply");
+		tok_reply_err_set(&oauth_err, "unexpected reply");
 		cb(c->arg, -1, NULL, 0, 0);
 		ctx_free(c);
 		return;
@@ -388,7 +353,7 @@ app_list_reply(void *arg, redisReply *r, const char *err)
 			continue;
 		if (!app_parse(&apps[n], id->str, r->element[i + 1],
 		    r->element[i + 2], r->element[i + 3])) {
-			set_corrupt("oauth2_app", id->str);
+			tok_reply_corrupt(&oauth_err, "oauth2_app", id->str);
 			continue;
 		}
 		n++;
@@ -420,22 +385,10 @@ tok_oauth_app_list(struct tok *t, long long start, long long count,
 
 /* ---- the token cache ---- */
 
-static const char *
-field(const redisReply *h, const char *name)
-{
-	for (size_t i = 0; i + 1 < h->elements; i += 2) {
-		const redisReply *k = h->element[i], *v = h->element[i + 1];
-
-		if (k->type == REDIS_REPLY_STRING && strcmp(k->str, name) == 0)
-			return v->type == REDIS_REPLY_STRING ? v->str : NULL;
-	}
-	return NULL;
-}
-
 static long long
 field_ll(const redisReply *h, const char *name)
 {
-	const char	*s = field(h, name);
+	const char	*s = tok_reply_hash_field(h, name);
 	long long	 v;
 
 	if (s == NULL || !str_to_ll(s, 0, 1LL << 53, &v))
@@ -452,7 +405,7 @@ cache_reply(void *arg, redisReply *r, const char *err)
 	struct tok_oauth_app	 a, *ap = NULL;
 	const redisReply	*h, *ar;
 
-	if (reply_failed(r, err, "oauth2_cache_get")) {
+	if (tok_reply_failed(&oauth_err, r, err, "oauth2_cache_get")) {
 		cb(c->arg, -1, NULL, NULL);
 		ctx_free(c);
 		return;
@@ -461,18 +414,18 @@ cache_reply(void *arg, redisReply *r, const char *err)
 	    r->element[0]->type != REDIS_REPLY_ARRAY ||
 	    r->element[0]->elements % 2 != 0 ||
 	    r->element[1]->type != REDIS_REPLY_INTEGER) {
-		set_err("unexpected reply");
+		tok_reply_err_set(&oauth_err, "unexpected reply");
 		cb(c->arg, -1, NULL, NULL);
 		ctx_free(c);
 		return;
 	}
 	h = r->element[0];
 	memset(&e, 0, sizeof(e));
-	e.ver = field(h, "ver");
-	e.access = field(h, "access");
+	e.ver = tok_reply_hash_field(h, "ver");
+	e.access = tok_reply_hash_field(h, "access");
 	e.expires_ms = field_ll(h, "expires");
-	e.refresh = field(h, "refresh");
-	e.failed = field(h, "failed");
+	e.refresh = tok_reply_hash_field(h, "refresh");
+	e.failed = tok_reply_hash_field(h, "failed");
 	e.failures = field_ll(h, "failures");
 	e.retry_ms = field_ll(h, "retry");
 	e.refreshed_ms = field_ll(h, "refreshed");
@@ -481,7 +434,7 @@ cache_reply(void *arg, redisReply *r, const char *err)
 	if (ar->type == REDIS_REPLY_ARRAY && ar->elements == 3) {
 		if (!app_parse(&a, c->id, ar->element[0], ar->element[1],
 		    ar->element[2])) {
-			set_corrupt("oauth2_app", c->id);
+			tok_reply_corrupt(&oauth_err, "oauth2_app", c->id);
 			cb(c->arg, -1, NULL, NULL);
 			ctx_free(c);
 			return;

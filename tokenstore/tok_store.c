@@ -20,12 +20,13 @@
 #include "common/str.h"
 #include "common/xmalloc.h"
 #include "tokenstore/tok_keys.h"
+#include "tokenstore/tok_reply.h"
 #include "tokenstore/tok_store.h"
 
 #define TOK_RESTRICT_MAX	256	/* addresses in one token */
 #define AV_MAX			24	/* arguments of one command */
 
-static char	tok_store_err[160] = "unknown error";
+static struct tok_reply_err store_err = { "unknown error" };
 
 /*
  * touch: records the last use, only while the token exists, and lets the
@@ -59,36 +60,7 @@ static const char lua_update[] =
 const char *
 tok_store_errstr(void)
 {
-	return tok_store_err;
-}
-
-static void
-set_err(const char *why)
-{
-	snprintf(tok_store_err, sizeof(tok_store_err), "%s",
-	    why != NULL ? why : "unknown error");
-}
-
-/* A Redis error reply: log it (it is Redis's text, never a value of ours)
- * and keep it as the reason. */
-static void
-set_err_reply(const redisReply *r, const char *what)
-{
-	char buf[128];
-
-	str_sanitize(r->str != NULL ? r->str : "", 100, buf, sizeof(buf));
-	log_error("event=redis_error op=%s reply=\"%s\"", what, buf);
-	snprintf(tok_store_err, sizeof(tok_store_err), "%s", buf);
-}
-
-static void
-set_corrupt(const char *what, const char *which)
-{
-	char buf[96];
-
-	str_sanitize(which != NULL ? which : "", 80, buf, sizeof(buf));
-	log_error("event=redis_corrupt record=%s key=\"%s\"", what, buf);
-	set_err("corrupt record");
+	return store_err.s;
 }
 
 /* Argument vectors for tok_cmdv; strings must outlive the tok_cmdv call
@@ -123,18 +95,6 @@ av_addll(struct av *av, long long v)
 		fatalx("tok_store: command too long");
 	snprintf(av->num[av->n], sizeof(av->num[0]), "%lld", v);
 	av_add(av, av->num[av->n]);
-}
-
-static const char *
-hash_field(const redisReply *h, const char *name)
-{
-	for (size_t i = 0; i + 1 < h->elements; i += 2) {
-		const redisReply *k = h->element[i], *v = h->element[i + 1];
-
-		if (k->type == REDIS_REPLY_STRING && strcmp(k->str, name) == 0)
-			return v->type == REDIS_REPLY_STRING ? v->str : NULL;
-	}
-	return NULL;
 }
 
 static bool
@@ -195,27 +155,27 @@ token_parse(const redisReply *h, const char *id, struct tok_token_info *ti)
 	if (h->elements == 0)
 		return 0;
 	if (id == NULL)
-		id = hash_field(h, "id");
+		id = tok_reply_hash_field(h, "id");
 	if (id == NULL || !token_is_wellformed(id))
 		goto corrupt;
 	snprintf(ti->id, sizeof(ti->id), "%s", id);
-	ti->account = hash_field(h, TOK_F_ACCOUNT);
-	ti->scopes = hash_field(h, TOK_F_SCOPES);
-	ti->description = hash_field(h, TOK_F_DESCRIPTION);
-	ti->restrictions = hash_field(h, TOK_F_RESTRICTIONS);
-	ti->metadata = hash_field(h, TOK_F_METADATA);
+	ti->account = tok_reply_hash_field(h, TOK_F_ACCOUNT);
+	ti->scopes = tok_reply_hash_field(h, TOK_F_SCOPES);
+	ti->description = tok_reply_hash_field(h, TOK_F_DESCRIPTION);
+	ti->restrictions = tok_reply_hash_field(h, TOK_F_RESTRICTIONS);
+	ti->metadata = tok_reply_hash_field(h, TOK_F_METADATA);
 	if (!tok_key_account_is_valid(ti->account) || ti->scopes == NULL ||
 	    scopes_parse(ti->scopes, &bits) == -1 ||
-	    !parse_ms(hash_field(h, TOK_F_CREATED), &ti->created_ms))
+	    !parse_ms(tok_reply_hash_field(h, TOK_F_CREATED), &ti->created_ms))
 		goto corrupt;
 	if (ti->description == NULL)
 		ti->description = "";
-	if ((s = hash_field(h, TOK_F_EXPIRES)) != NULL &&
+	if ((s = tok_reply_hash_field(h, TOK_F_EXPIRES)) != NULL &&
 	    !parse_ms(s, &ti->expires_ms))
 		goto corrupt;
 	return 1;
 corrupt:
-	set_corrupt("token", id != NULL ? id : "?");
+	tok_reply_corrupt(&store_err, "token", id != NULL ? id : "?");
 	return -1;
 }
 
@@ -224,9 +184,9 @@ token_parse_used(const redisReply *h, struct tok_token_info *ti)
 {
 	if (!is_hash(h) || h->elements == 0)
 		return;
-	if (!parse_ms(hash_field(h, TOK_F_USED_TIME), &ti->used_ms))
+	if (!parse_ms(tok_reply_hash_field(h, TOK_F_USED_TIME), &ti->used_ms))
 		ti->used_ms = 0;
-	ti->used_ip = hash_field(h, TOK_F_USED_IP);
+	ti->used_ip = tok_reply_hash_field(h, TOK_F_USED_IP);
 }
 
 /* restrictions JSON -> CIDR list (*addrs_r malloc'd, NULL if none). */
@@ -268,24 +228,39 @@ fail:
 }
 
 /*
- * The lookups carry a small context (the caller's callback and arg); a
- * cancelled lookup frees it through tok_req_set_cancel_fn.
+ * The lookups carry a small context (the caller's callback and arg, and
+ * the function that answers it from the reply); a cancelled lookup frees
+ * it through tok_req_set_cancel_fn.
  */
+typedef void lookup_fn(void (*cb)(void), void *arg, redisReply *,
+    const char *err);
+
 struct lookup {
-	void	(*cb)(void);
-	void	*arg;
+	lookup_fn	*run;
+	void		(*cb)(void);
+	void		*arg;
 };
 
+static void
+lookup_reply(void *varg, redisReply *r, const char *err)
+{
+	struct lookup	lk = *(struct lookup *)varg;
+
+	free(varg);
+	lk.run(lk.cb, lk.arg, r, err);
+}
+
 static struct tok_req *
-lookup_cmd(struct tok *t, tok_reply_cb *reply, void (*cb)(void), void *arg,
+lookup_cmd(struct tok *t, lookup_fn *run, void (*cb)(void), void *arg,
     const char *fmt, const char *a1, const char *a2)
 {
 	struct lookup	*lk = xmalloc(sizeof(*lk));
 	struct tok_req	*r;
 
+	lk->run = run;
 	lk->cb = cb;
 	lk->arg = arg;
-	r = tok_cmd(t, reply, lk, fmt, a1, a2);
+	r = tok_cmd(t, lookup_reply, lk, fmt, a1, a2);
 	tok_req_set_cancel_fn(r, free);
 	return r;
 }
@@ -296,19 +271,14 @@ lookup_cmd(struct tok *t, tok_reply_cb *reply, void (*cb)(void), void *arg,
 #define LUA_EMPTY	"return {}"
 
 static void
-tg_do(tok_token_cb *cb, void *arg, redisReply *r, const char *err)
+tg_do(void (*fn)(void), void *arg, redisReply *r, const char *err)
 {
+	tok_token_cb		*cb = (tok_token_cb *)fn;
 	struct tok_token_info	 ti;
 	struct tok_token	 t;
 	int			 rc;
 
-	if (r == NULL) {
-		set_err(err);
-		cb(arg, -1, NULL);
-		return;
-	}
-	if (r->type == REDIS_REPLY_ERROR) {
-		set_err_reply(r, "token_get");
+	if (tok_reply_failed(&store_err, r, err, "token_get")) {
 		cb(arg, -1, NULL);
 		return;
 	}
@@ -323,23 +293,12 @@ tg_do(tok_token_cb *cb, void *arg, redisReply *r, const char *err)
 	t.expires_ms = ti.expires_ms;
 	t.account = (char *)(uintptr_t)ti.account;
 	if (restrictions_parse(ti.restrictions, &t.addrs, &t.naddrs) == -1) {
-		set_corrupt("token", ti.id);
+		tok_reply_corrupt(&store_err, "token", ti.id);
 		cb(arg, -1, NULL);
 		return;
 	}
 	cb(arg, 1, &t);
 	free(t.addrs);
-}
-
-static void
-tg_reply(void *varg, redisReply *r, const char *err)
-{
-	struct lookup	*lk = varg;
-	tok_token_cb	*cb = (tok_token_cb *)lk->cb;
-	void		*arg = lk->arg;
-
-	free(lk);
-	tg_do(cb, arg, r, err);
 }
 
 struct tok_req *
@@ -349,10 +308,10 @@ tok_token_get(struct tok *t, const char *id, tok_token_cb *cb, void *arg)
 	char		*key;
 
 	if (!token_is_wellformed(id))
-		return lookup_cmd(t, tg_reply, (void (*)(void))cb, arg,
+		return lookup_cmd(t, tg_do, (void (*)(void))cb, arg,
 		    "EVAL %s %s", LUA_EMPTY, "0");
 	key = tok_key_token(tok_prefix(t), id);
-	r = lookup_cmd(t, tg_reply, (void (*)(void))cb, arg, "HGETALL %s%s",
+	r = lookup_cmd(t, tg_do, (void (*)(void))cb, arg, "HGETALL %s%s",
 	    key, "");
 	free(key);
 	return r;
@@ -377,17 +336,12 @@ tok_token_touch(struct tok *t, const char *id, const char *ip)
 }
 
 static void
-ag_do(tok_account_cb *cb, void *arg, redisReply *r, const char *err)
+ag_do(void (*fn)(void), void *arg, redisReply *r, const char *err)
 {
-	cJSON *j;
+	tok_account_cb	*cb = (tok_account_cb *)fn;
+	cJSON		*j;
 
-	if (r == NULL) {
-		set_err(err);
-		cb(arg, -1, NULL);
-		return;
-	}
-	if (r->type == REDIS_REPLY_ERROR) {
-		set_err_reply(r, "account_get");
+	if (tok_reply_failed(&store_err, r, err, "account_get")) {
 		cb(arg, -1, NULL);
 		return;
 	}
@@ -397,29 +351,18 @@ ag_do(tok_account_cb *cb, void *arg, redisReply *r, const char *err)
 	}
 	if (r->type != REDIS_REPLY_STRING ||
 	    (j = cJSON_Parse(r->str)) == NULL) {
-		set_corrupt("account", "json");
+		tok_reply_corrupt(&store_err, "account", "json");
 		cb(arg, -1, NULL);
 		return;
 	}
 	if (!cJSON_IsObject(j)) {
 		cJSON_Delete(j);
-		set_corrupt("account", "json");
+		tok_reply_corrupt(&store_err, "account", "json");
 		cb(arg, -1, NULL);
 		return;
 	}
 	cb(arg, 1, j);
 	cJSON_Delete(j);
-}
-
-static void
-ag_reply(void *varg, redisReply *r, const char *err)
-{
-	struct lookup	*lk = varg;
-	tok_account_cb	*cb = (tok_account_cb *)lk->cb;
-	void		*arg = lk->arg;
-
-	free(lk);
-	ag_do(cb, arg, r, err);
 }
 
 struct tok_req *
@@ -430,10 +373,10 @@ tok_account_get(struct tok *t, const char *account, tok_account_cb *cb,
 	char		*key;
 
 	if (!tok_key_account_is_valid(account))
-		return lookup_cmd(t, ag_reply, (void (*)(void))cb, arg,
+		return lookup_cmd(t, ag_do, (void (*)(void))cb, arg,
 		    "EVAL %s %s", LUA_NIL, "0");
 	key = tok_key_account(tok_prefix(t), account);
-	r = lookup_cmd(t, ag_reply, (void (*)(void))cb, arg, "HGET %s %s", key,
+	r = lookup_cmd(t, ag_do, (void (*)(void))cb, arg, "HGET %s %s", key,
 	    TOK_F_JSON);
 	free(key);
 	return r;
@@ -464,22 +407,17 @@ tok_account_set_state(struct tok *t, const char *account, const char *state,
 }
 
 static void
-sg_do(tok_settings_cb *cb, void *arg, redisReply *r, const char *err)
+sg_do(void (*fn)(void), void *arg, redisReply *r, const char *err)
 {
-	cJSON *o, *v;
+	tok_settings_cb	*cb = (tok_settings_cb *)fn;
+	cJSON		*o, *v;
 
-	if (r == NULL) {
-		set_err(err);
-		cb(arg, -1, NULL);
-		return;
-	}
-	if (r->type == REDIS_REPLY_ERROR) {
-		set_err_reply(r, "settings_get");
+	if (tok_reply_failed(&store_err, r, err, "settings_get")) {
 		cb(arg, -1, NULL);
 		return;
 	}
 	if (!is_hash(r)) {
-		set_corrupt("settings", "settings");
+		tok_reply_corrupt(&store_err, "settings", "settings");
 		cb(arg, -1, NULL);
 		return;
 	}
@@ -491,8 +429,8 @@ sg_do(tok_settings_cb *cb, void *arg, redisReply *r, const char *err)
 		    s->type != REDIS_REPLY_STRING ||
 		    (v = cJSON_Parse(s->str)) == NULL) {
 			cJSON_Delete(o);
-			set_corrupt("settings", k->type == REDIS_REPLY_STRING ?
-			    k->str : "?");
+			tok_reply_corrupt(&store_err, "settings",
+			    k->type == REDIS_REPLY_STRING ? k->str : "?");
 			cb(arg, -1, NULL);
 			return;
 		}
@@ -502,24 +440,13 @@ sg_do(tok_settings_cb *cb, void *arg, redisReply *r, const char *err)
 	cJSON_Delete(o);
 }
 
-static void
-sg_reply(void *varg, redisReply *r, const char *err)
-{
-	struct lookup	*lk = varg;
-	tok_settings_cb	*cb = (tok_settings_cb *)lk->cb;
-	void		*arg = lk->arg;
-
-	free(lk);
-	sg_do(cb, arg, r, err);
-}
-
 struct tok_req *
 tok_settings_get(struct tok *t, tok_settings_cb *cb, void *arg)
 {
 	struct tok_req	*r;
 	char		*key = tok_key_settings(tok_prefix(t));
 
-	r = lookup_cmd(t, sg_reply, (void (*)(void))cb, arg, "HGETALL %s%s",
+	r = lookup_cmd(t, sg_do, (void (*)(void))cb, arg, "HGETALL %s%s",
 	    key, "");
 	free(key);
 	return r;
@@ -613,13 +540,7 @@ op_reply(void *arg, redisReply *r, const char *err)
 	struct tok_op *op = arg;
 
 	op->req = NULL;
-	if (r == NULL) {
-		set_err(err);
-		op_done(op, -1);
-		return;
-	}
-	if (r->type == REDIS_REPLY_ERROR) {
-		set_err_reply(r, op->what);
+	if (tok_reply_failed(&store_err, r, err, op->what)) {
 		op_done(op, -1);
 		return;
 	}
@@ -665,14 +586,14 @@ static bool
 tx_ok(struct tok_op *op, const redisReply *r, size_t n)
 {
 	if (r->type != REDIS_REPLY_ARRAY || r->elements != n) {
-		set_err("transaction aborted");
+		tok_reply_err_set(&store_err, "transaction aborted");
 		log_error("event=redis_error op=%s reply=\"transaction "
 		    "aborted\"", op->what);
 		return false;
 	}
 	for (size_t i = 0; i < n; i++)
 		if (r->element[i]->type == REDIS_REPLY_ERROR) {
-			set_err_reply(r->element[i], op->what);
+			tok_reply_error(&store_err, r->element[i], op->what);
 			return false;
 		}
 	return true;
@@ -735,6 +656,20 @@ cmd_key_member(struct tok_op *op, const char *cmd, char *key, const char *m)
 	free(key);
 }
 
+/* Queues HEXISTS of the account's record: 1 if the account exists. */
+static void
+tx_account_check(struct tok_op *op, const char *account)
+{
+	struct av	 av = { 0 };
+	char		*akey = tok_key_account(op->prefix, account);
+
+	av_add(&av, "HEXISTS");
+	av_add(&av, akey);
+	av_add(&av, TOK_F_JSON);
+	tx_cmd(op, &av);
+	free(akey);
+}
+
 /* ---- PING ---- */
 
 static void
@@ -789,21 +724,16 @@ static void
 create_check_step(struct tok_op *op, const redisReply *r)
 {
 	struct av	 av = { 0 };
-	char		*key, *akey;
+	char		*key;
 
 	if (reply_int(r) != 1) {
 		op_done(op, 0);
 		return;
 	}
 	key = tok_key_token(op->prefix, op->id);
-	akey = tok_key_account(op->prefix, op->account);
 	tx_begin(op);
 	/* Checked again inside the transaction: see create_exec_step. */
-	av_add(&av, "HEXISTS");
-	av_add(&av, akey);
-	av_add(&av, TOK_F_JSON);
-	tx_cmd(op, &av);
-	memset(&av, 0, sizeof(av));
+	tx_account_check(op, op->account);
 	av_add(&av, "HSET");
 	av_add(&av, key);
 	av_add(&av, "id");
@@ -841,7 +771,6 @@ create_check_step(struct tok_op *op, const redisReply *r)
 	    op->account), op->id);
 	tx_exec(op, create_exec_step);
 	free(key);
-	free(akey);
 }
 
 struct tok_op *
@@ -989,18 +918,48 @@ list_fetch_step(struct tok_op *op, const redisReply *r)
 	op_free(op);
 }
 
-static void
-list_ids_step(struct tok_op *op, const redisReply *r)
+/*
+ * Reads an account's token ids: checks the account and takes its id set
+ * in one transaction, then step goes on, starting with ids_fetched(). An
+ * invalid account id is not found.
+ */
+static struct tok_op *
+ids_fetch(struct tok_op *op, const char *account, op_step *step)
+{
+	if (!tok_key_account_is_valid(account)) {
+		op_later(op, not_found_step);
+		return op;
+	}
+	op->account = xstrdup(account);
+	tx_begin(op);
+	tx_account_check(op, account);
+	cmd_key(op, "SMEMBERS", tok_key_account_tokens(op->prefix, account));
+	tx_exec(op, step);
+	return op;
+}
+
+/* The reply to ids_fetch(): false after answering -1 (failure) or 0 (no
+ * such account); true with the ids in op->ids. */
+static bool
+ids_fetched(struct tok_op *op, const redisReply *r)
 {
 	if (!tx_ok(op, r, 2)) {
 		op_done(op, -1);
-		return;
+		return false;
 	}
 	if (reply_int(r->element[0]) != 1) {
 		op_done(op, 0);
-		return;
+		return false;
 	}
 	ids_from_reply(op, r->element[1]);
+	return true;
+}
+
+static void
+list_ids_step(struct tok_op *op, const redisReply *r)
+{
+	if (!ids_fetched(op, r))
+		return;
 	if (op->nids == 0) {
 		op->list_cb(op->arg, 1, NULL, 0);
 		op_free(op);
@@ -1012,19 +971,6 @@ list_ids_step(struct tok_op *op, const redisReply *r)
 	tx_exec(op, list_fetch_step);
 }
 
-static void
-tx_account_check(struct tok_op *op)
-{
-	struct av	 av = { 0 };
-	char		*akey = tok_key_account(op->prefix, op->account);
-
-	av_add(&av, "HEXISTS");
-	av_add(&av, akey);
-	av_add(&av, TOK_F_JSON);
-	tx_cmd(op, &av);
-	free(akey);
-}
-
 struct tok_op *
 tok_token_list(struct tok *t, const char *account, tok_token_list_cb *cb,
     void *arg)
@@ -1032,16 +978,7 @@ tok_token_list(struct tok *t, const char *account, tok_token_list_cb *cb,
 	struct tok_op *op = op_new(t, "token_list", arg);
 
 	op->list_cb = cb;
-	if (!tok_key_account_is_valid(account)) {
-		op_later(op, not_found_step);
-		return op;
-	}
-	op->account = xstrdup(account);
-	tx_begin(op);
-	tx_account_check(op);
-	cmd_key(op, "SMEMBERS", tok_key_account_tokens(op->prefix, account));
-	tx_exec(op, list_ids_step);
-	return op;
+	return ids_fetch(op, account, list_ids_step);
 }
 
 /* ---- revoke ---- */
@@ -1089,8 +1026,8 @@ revoke_find_step(struct tok_op *op, const redisReply *r)
 	}
 	if (tok_key_account_is_valid(acct->str))
 		op->account = xstrdup(acct->str);
-	else
-		set_corrupt("token", op->id);	/* still revoke it */
+	else	/* corrupt: revoke it all the same */
+		tok_reply_corrupt(&store_err, "token", op->id);
 	tx_begin(op);
 	cmd_key(op, "DEL", tok_key_token(op->prefix, op->id));
 	cmd_key(op, "DEL", tok_key_token_used(op->prefix, op->id));
@@ -1191,15 +1128,8 @@ revoke_all_step(struct tok_op *op, const redisReply *r)
 static void
 revoke_ids_step(struct tok_op *op, const redisReply *r)
 {
-	if (!tx_ok(op, r, 2)) {
-		op_done(op, -1);
+	if (!ids_fetched(op, r))
 		return;
-	}
-	if (reply_int(r->element[0]) != 1) {
-		op_done(op, 0);
-		return;
-	}
-	ids_from_reply(op, r->element[1]);
 	tx_begin(op);
 	for (size_t i = 0; i < op->nids; i++) {
 		cmd_key(op, "DEL", tok_key_token(op->prefix, op->ids[i]));
@@ -1230,16 +1160,7 @@ revoke_all(struct tok *t, const char *account, bool del_account,
 
 	op->revoke_cb = cb;
 	op->del_account = del_account;
-	if (!tok_key_account_is_valid(account)) {
-		op_later(op, not_found_step);
-		return op;
-	}
-	op->account = xstrdup(account);
-	tx_begin(op);
-	tx_account_check(op);
-	cmd_key(op, "SMEMBERS", tok_key_account_tokens(op->prefix, account));
-	tx_exec(op, revoke_ids_step);
-	return op;
+	return ids_fetch(op, account, revoke_ids_step);
 }
 
 struct tok_op *
@@ -1284,11 +1205,7 @@ tok_account_put(struct tok *t, const char *account, const char *json,
 	}
 	akey = tok_key_account(op->prefix, account);
 	tx_begin(op);
-	av_add(&av, "HEXISTS");
-	av_add(&av, akey);
-	av_add(&av, TOK_F_JSON);
-	tx_cmd(op, &av);
-	memset(&av, 0, sizeof(av));
+	tx_account_check(op, account);
 	av_add(&av, "HSET");
 	av_add(&av, akey);
 	av_add(&av, TOK_F_JSON);
@@ -1409,7 +1326,7 @@ account_parse(const redisReply *r, const char *account,
 corrupt:
 	cJSON_Delete((cJSON *)(uintptr_t)ai->json);
 	ai->json = NULL;
-	set_corrupt("account", account);
+	tok_reply_corrupt(&store_err, "account", account);
 	return -1;
 }
 

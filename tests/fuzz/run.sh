@@ -20,6 +20,7 @@ fuzz_smtp_parse: proxy/smtp_parse.c common/xmalloc.c
 fuzz_smtp_reply: upstream/up_smtp_resp.c common/xmalloc.c
 fuzz_auth_sasl: auth/auth_sasl.c common/crypto.c common/xmalloc.c common/str.c
 fuzz_autoconfig_xml: discover/disc_xml.c discover/disc.c common/xmalloc.c common/log.c -lexpat
+fuzz_proxy_proto: proxy/proxy_proto.c
 '
 PKGS="libevent openssl"
 

@@ -1,6 +1,6 @@
 /*
  * common/str.c: hex, base64 (RFC 4648 vectors and strictness), units,
- * integers, ISO 8601 times and log sanitizing.
+ * integers, ISO 8601 times, UTF-8 lengths and log sanitizing.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -135,6 +135,15 @@ TEST(str_eq_ct)
 	CHECK(!str_eq_ct("abc", "abd", 3));
 	CHECK(str_eq_ct("abc", "abd", 2));
 	CHECK(str_eq_ct("", "x", 0));
+}
+
+TEST(str_utf8_len)
+{
+	CHECK_INT(str_utf8_len(""), ==, 0);
+	CHECK_INT(str_utf8_len("abc"), ==, 3);
+	CHECK_INT(str_utf8_len("caf\xc3\xa9"), ==, 4);		/* é */
+	CHECK_INT(str_utf8_len("\xe2\x82\xac" "1"), ==, 2);	/* €1 */
+	CHECK_INT(str_utf8_len("\xf0\x9f\x98\x80"), ==, 1);	/* U+1F600 */
 }
 
 TEST(str_duration_ms)
