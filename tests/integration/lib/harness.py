@@ -1099,7 +1099,9 @@ def _q(s):
 class Postern:
 	"""posternd with a generated postern.conf.
 
-	Ports: imap_tls, imap_starttls, smtp_starttls, smtp_tls (127.0.0.1).
+	Ports: imap_tls, imap_starttls, smtp_starttls, smtp_tls (127.0.0.1);
+	imap_proxy=True adds imap_tls_proxy and imap_starttls_proxy, the same
+	listeners flagged "proxy" (a PROXY protocol header comes first).
 	extra={"section": {"key": "value" or None to drop}} overrides or adds
 	keys; redis_via="unix"|"tcp"; redis_url overrides both. secret=None
 	starts without POSTERN_SECRET. wait_listeners=False: ready as soon as the
@@ -1110,7 +1112,7 @@ class Postern:
 	"""
 
 	def __init__(self, env, redis, name="posternd", redis_via="unix", redis_url=None, extra=None,
-	    secret="default", wait_listeners=True, timeout="1s"):
+	    secret="default", wait_listeners=True, timeout="1s", imap_proxy=False):
 		self.env = env
 		self.redis = redis
 		self.name = name
@@ -1123,6 +1125,8 @@ class Postern:
 		self.imap_starttls = env.port()
 		self.smtp_starttls = env.port()
 		self.smtp_tls = env.port()
+		self.imap_tls_proxy = env.port() if imap_proxy else None
+		self.imap_starttls_proxy = env.port() if imap_proxy else None
 		if secret == "default":
 			secret = "it-secret-" + secrets.token_hex(16)
 		self.secret = secret
@@ -1147,6 +1151,9 @@ class Postern:
 			"login_timeout": "60s", "failure_delay": "0"},
 		    "smtp": {"listen": "127.0.0.1:%d starttls, 127.0.0.1:%d tls" % (self.smtp_starttls, self.smtp_tls)},
 		}
+		if self.imap_tls_proxy is not None:
+			s["imap"]["listen"] += ", 127.0.0.1:%d tls proxy, 127.0.0.1:%d starttls proxy" % (
+			    self.imap_tls_proxy, self.imap_starttls_proxy)
 		for sec, kv in self.extra.items():
 			if kv is None:
 				s.pop(sec, None)

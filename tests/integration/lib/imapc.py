@@ -203,10 +203,11 @@ def plain_ir(user, token):
 
 # ---------------------------------------------------------------- setup
 
-def imap_setup(env, users=None, postern_extra=None, dovecot=True, postern=True):
+def imap_setup(env, users=None, postern_extra=None, dovecot=True, postern=True, **postern_kw):
 	"""Redis + Dovecot (CA-signed cert) + posternd trusting the harness CA
 	for upstreams, failure_delay 0. Returns a ctx: .env .redis .dovecot .p
-	.api (postern=False: no posternd, the case starts its own)."""
+	.api (postern=False: no posternd, the case starts its own). postern_kw
+	goes to Postern (e.g. imap_proxy=True)."""
 	c = types.SimpleNamespace(env=env)
 	set_default_ca(env)
 	c.redis = env.redis(tcp=True, unix=True)
@@ -215,7 +216,7 @@ def imap_setup(env, users=None, postern_extra=None, dovecot=True, postern=True):
 		for u, pw in (users or {}).items():
 			c.dovecot.add_user(u, pw)
 	if postern:
-		c.p = env.postern(c.redis, extra=merge_extra(env, postern_extra))
+		c.p = env.postern(c.redis, extra=merge_extra(env, postern_extra), **postern_kw)
 		c.api = c.p.api
 	return c
 
