@@ -571,6 +571,52 @@ def targets(res):
 	return out
 
 
+def markdown(res):
+	"""The README table from a results.json (bench.py --markdown FILE)."""
+	fg, rt = res["figures"], res["ratios"]
+	a, d, b, c, e, f = (fg["a_fetch_MBps"], fg["d_cpu_s_per_GB"], fg["b_login"], fg["c_idle_bytes_per_session"],
+	    fg["e_smtp_msgs_per_s"], fg["f_oauth2_login"])
+
+	def m(x, p=0, scale=1.0):
+		if not x:
+			return "n/a"
+		f_ = "%%.%df" % p
+		return (f_ + " (" + f_ + "–" + f_ + ")") % (x["median"] / scale, x["min"] / scale, x["max"] / scale)
+	n1, n32 = res["config"]["login_clients"][0], res["config"]["login_clients"][-1]
+	rows = [
+	    ("a. FETCH, MB/s", m(a.get("direct_plain")) + " plaintext; " + m(a.get("direct_tls")) + " TLS",
+		m(a.get("postern_plain")), m(a.get("postern_tls")), m(a.get("nginx"))),
+	    ("d. CPU-s per GB relayed", "–", m(d.get("postern_plain"), 2), m(d.get("postern_tls"), 2), m(d.get("nginx"), 2))]
+	for n in (n1, n32):
+		rows.append(("b. logins/s, %d client%s" % (n, "s" if n > 1 else ""), m(b["direct_tls_c%d" % n]["rate"]),
+		    m(b["postern_plain_c%d" % n]["rate"]), m(b["postern_tls_c%d" % n]["rate"]), m(b["nginx_c%d" % n]["rate"])))
+		rows.append(("b. login p50 / p99 ms, %d client%s" % (n, "s" if n > 1 else ""),
+		    "%.1f / %.1f" % (med(b["direct_tls_c%d" % n]["p50_ms"]), med(b["direct_tls_c%d" % n]["p99_ms"])),
+		    "%.1f / %.1f" % (med(b["postern_plain_c%d" % n]["p50_ms"]), med(b["postern_plain_c%d" % n]["p99_ms"])),
+		    "%.1f / %.1f" % (med(b["postern_tls_c%d" % n]["p50_ms"]), med(b["postern_tls_c%d" % n]["p99_ms"])),
+		    "%.1f / %.1f" % (med(b["nginx_c%d" % n]["p50_ms"]), med(b["nginx_c%d" % n]["p99_ms"]))))
+	for n in res["config"]["idle_sessions"]:
+		rows.append(("c. KB per idle session, %d" % n, "–", m(c["postern"].get(str(n)), 1, 1024), "–",
+		    m(c["nginx"].get(str(n)), 1, 1024)))
+	rows.append(("e. SMTP msg/s (10 KB, 8 sessions)", m(e.get("direct")), "–", m(e.get("postern")), "–"))
+	out = ["| Figure | direct | Postern, plaintext upstream | Postern, TLS upstream | nginx (plaintext upstream) |",
+	    "|---|---|---|---|---|"]
+	out += ["| %s |" % " | ".join(r) for r in rows]
+	if "status" not in f:
+		out.append("")
+		out.append("| f. Postern → stub upstream, logins/s | password | OAuth2, cached token | OAuth2 / password |")
+		out.append("|---|---|---|---|")
+		for n in (n1, n32):
+			out.append("| %d client%s | %s | %s | %.2f× |" % (n, "s" if n > 1 else "", m(f["password_c%d" % n]["rate"]),
+			    m(f["oauth2_cached_c%d" % n]["rate"]), rt["f_oauth2_vs_password_c%d" % n]))
+	out.append("")
+	out.append("| Target (issue 7) | measured | |")
+	out.append("|---|---|---|")
+	for t in res["targets"]:
+		out.append("| %s | %s | %s |" % (t["target"], t["value"], "met" if t["met"] else "**missed**"))
+	return "\n".join(out)
+
+
 # ---------------------------------------------------------------- main
 
 def main():
@@ -715,4 +761,8 @@ def main():
 
 
 if __name__ == "__main__":
+	if len(sys.argv) == 3 and sys.argv[1] == "--markdown":
+		with open(sys.argv[2]) as f:
+			print(markdown(json.load(f)))
+		sys.exit(0)
 	sys.exit(main())

@@ -10,7 +10,7 @@ TEST="python3 curl dovecot-core dovecot-imapd dovecot-lmtpd dovecot-submissiond
  postfix swaks offlineimap3 isync libnet-ssleay-perl libio-socket-ssl-perl
  clang libclang-rt-14-dev dnsmasq-base"
 # make bench: the servers it starts (bench/README.md) and nginx's mail proxy.
-BENCH="python3 dovecot-core dovecot-imapd postfix nginx libnginx-mod-mail"
+BENCH="python3 dovecot-core dovecot-imapd dovecot-lmtpd postfix nginx libnginx-mod-mail"
 
 want="$BUILD"
 case "${1:-}" in
