@@ -429,7 +429,22 @@ cfg_fmt_hostport(const char *host, const char *port, char *buf, size_t len)
 	    *port != '\0' ? ":" : "", port);
 }
 
-/* redis://host:port[/db], redis://[ip6]:port[/db] or unix:/path[?db=N] */
+/* The URL with its password (redis://:PASSWORD@...) replaced by "****",
+ * for error messages and -T: a password is a secret. */
+static const char *
+cfg_redis_url_masked(const char *s, char *buf, size_t len)
+{
+	const char *at = strchr(s, '@');
+
+	if (strncmp(s, "redis://", 8) != 0 || at == NULL)
+		snprintf(buf, len, "%s", s);
+	else
+		snprintf(buf, len, "redis://****%s", at);
+	return buf;
+}
+
+/* redis://[:password@]host:port[/db], redis://[ip6]:port[/db] or
+ * unix:/path[?db=N]. The password is sent with AUTH (no ACL user name). */
 static bool
 cfg_redis_url_ok(const char *s)
 {
@@ -455,6 +470,15 @@ cfg_redis_url_ok(const char *s)
 	if (strncmp(s, "redis://", 8) != 0)
 		return false;
 	p = s + 8;
+	if ((q = strrchr(p, '@')) != NULL) {
+		/* ":password@": non-empty, no blanks, no '/' */
+		if (*p != ':' || q == p + 1)
+			return false;
+		for (const char *c = p + 1; c < q; c++)
+			if (!isgraph((unsigned char)*c) || *c == '/')
+				return false;
+		p = q + 1;
+	}
 	len = strcspn(p, "/");
 	if (len == 0 || len >= sizeof(auth))
 		return false;
@@ -647,10 +671,14 @@ cfg_set(struct cfg *cfg, const struct cfg_key *k, const char *v, char *why,
 			return -1;
 		break;
 	case CFG_T_REDIS_URL:
-		if (!cfg_redis_url_ok(v))
+		if (!cfg_redis_url_ok(v)) {
+			char masked[300];
+
 			return cfg_bad(why, whylen, k, "bad URL \"%s\" (use "
-			    "redis://host:port/db, redis://[::1]:port/db or "
-			    "unix:/path?db=N)", q);
+			    "redis://[:password@]host:port/db, "
+			    "redis://[::1]:port/db or unix:/path?db=N)",
+			    cfg_redis_url_masked(v, masked, sizeof(masked)));
+		}
 		s = xstrdup(v);
 		break;
 	case CFG_T_PREFIX:
@@ -1091,10 +1119,17 @@ cfg_dump(const struct cfg *cfg, FILE *fp)
 		fprintf(fp, "%s =", k->name);
 		buf[0] = '\0';
 		switch (k->type) {
+		case CFG_T_REDIS_URL: {
+			char url[512];
+
+			if ((s = *(char *const *)ptr) != NULL)
+				fprintf(fp, " %s", cfg_redis_url_masked(s, url,
+				    sizeof(url)));
+			break;
+		}
 		case CFG_T_STR:
 		case CFG_T_PATH:
 		case CFG_T_PATHS:
-		case CFG_T_REDIS_URL:
 		case CFG_T_PREFIX:
 		case CFG_T_HOSTPORT:
 			if ((s = *(char *const *)ptr) != NULL)

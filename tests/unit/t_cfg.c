@@ -240,6 +240,8 @@ static const struct {
 	{ "redis", "url", "redis://[::1]:6379/0", NULL },
 	{ "redis", "url", "unix:/run/redis/redis.sock", NULL },
 	{ "redis", "url", "unix:/run/redis/redis.sock?db=2", NULL },
+	{ "redis", "url", "redis://:s3cret@127.0.0.1:6379/0",
+	    "redis://****@127.0.0.1:6379/0" },
 	{ "redis", "prefix", "p:", NULL },
 	{ "redis", "timeout", "100ms", NULL },
 	{ "redis", "timeout", "1500ms", NULL },
@@ -374,6 +376,8 @@ static const struct {
 	{ "redis", "url", "redis://::1:6379/0", "bad URL" },
 	{ "redis", "url", "redis://[::1]/0", "bad URL" },
 	{ "redis", "url", "redis://user@host:6379", "bad URL" },
+	{ "redis", "url", "redis://:@host:6379", "bad URL" },
+	{ "redis", "url", "redis://acl:pw@host:6379", "bad URL \"redis://****@" },
 	{ "redis", "url", "unix:relative.sock", "bad URL" },
 	{ "redis", "url", "unix:/r.sock?db=x", "bad URL" },
 	{ "redis", "url", "", "must not be empty" },
@@ -483,6 +487,35 @@ static const struct {
 	{ "[imap]\nline_max = 1\nfoo = 2\n", 2, "line_max" },
 	{ "[imap]\nlisten = *:993 tls\n  bogus\n", 3, "syntax error" },
 };
+
+/* A Redis password is a secret: never echoed by errors or -T. */
+TEST(cfg_redis_password_masked)
+{
+	char		 err[ERRLEN];
+	struct cfg	*cfg;
+	char		*out = NULL;
+	size_t		 outlen = 0;
+	FILE		*f;
+
+	tdir_new();
+	cfg = tload("[redis]\nurl = redis://x:pw-in-error@h:1/0\n", err);
+	CHECK(cfg == NULL);
+	CHECK(strstr(err, "pw-in-error") == NULL);
+	cfg = tload("[redis]\nurl = redis://:pw-in-dump@127.0.0.1:6379/0\n",
+	    err);
+	CHECK(cfg != NULL);
+	if (cfg != NULL) {
+		CHECK_TSTR(cfg->redis_url, "redis://:pw-in-dump@127.0.0.1:6379/0");
+		f = open_memstream(&out, &outlen);
+		cfg_dump(cfg, f);
+		fclose(f);
+		CHECK(strstr(out, "pw-in-dump") == NULL);
+		CHECK(strstr(out, "url = redis://****@127.0.0.1:6379/0") != NULL);
+		free(out);
+	}
+	cfg_free(&cfg);
+	tdir_rm();
+}
 
 TEST(cfg_syntax_errors)
 {
