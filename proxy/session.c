@@ -595,7 +595,9 @@ sess_free_now(struct sess *s)
 	sess_pp_free((struct sess_priv *)s);
 	relay_free(&s->relay);
 	if (s->slot_held && s->account != NULL)
-		tok_conn_release(w->tok, s->account, s->idhex);
+		tok_conn_release(w->tok, s->slot_name != NULL ? s->slot_name :
+		    s->account, s->idhex);
+	free(s->slot_name);
 	if (s->bev != NULL)
 		bufferevent_free(s->bev);
 	if (!s->bev_owns_fd)

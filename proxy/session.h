@@ -59,6 +59,7 @@ struct sess {
 	long long		 last_active_ms;
 	long long		 started_ms;
 	bool			 slot_held;
+	char			*slot_name;	/* slot key if not account */
 };
 
 struct sess	*sess_new(struct worker *, int fd, const struct sockaddr *,

@@ -25,6 +25,7 @@
 #include "proxy/smtp_parse.h"
 #include "proxy/smtp_sent.h"
 #include "proxy/worker.h"
+#include "tokenstore/tok_conn.h"
 #include "tokenstore/tok_store.h"
 #include "upstream/up_smtp.h"
 
@@ -61,6 +62,7 @@ struct smtp {
 	char			*login_user;	/* AUTH LOGIN step 1 */
 	char			*pending_line;	/* command waiting for up */
 	struct auth_req		*auth;
+	struct tok_req		*slot_req;	/* connection slot */
 	struct up_target	*target;
 	struct up_target	*imap_target;	/* Sent copy; NULL: none */
 	char			*sent_path;
@@ -264,6 +266,36 @@ smtp_reply_later(struct sess *s, struct smtp *sm, bool failure,
 }
 
 static void
+smtp_slot_cb(void *arg, int rc)
+{
+	struct sess	*s = arg;
+	struct smtp	*sm = s->proto;
+
+	sm->slot_req = NULL;
+	if (rc != 1) {
+		sess_log(s, LOG_LVL_INFO, "event=login result=%s account=%s",
+		    rc == 0 ? "limit" : "tempfail", s->account);
+		up_target_free(&sm->target);
+		up_target_free(&sm->imap_target);
+		free(sm->sent_path);
+		sm->sent_path = NULL;
+		free(s->slot_name);
+		s->slot_name = NULL;
+		free(s->account);
+		s->account = NULL;
+		smtp_reply_later(s, sm, false, rc == 0 ?
+		    "454 4.7.0 Too many connections for this account, try "
+		    "again later" : auth_smtp_text(AUTH_TEMPFAIL));
+		return;
+	}
+	s->slot_held = true;
+	sm->authed = true;
+	sess_logged_in(s);
+	smtp_reply_later(s, sm, false, auth_smtp_text(AUTH_OK));
+	smtp_cmd_timer_arm(s, sm);
+}
+
+static void
 smtp_auth_cb(void *arg, struct auth_result *res)
 {
 	struct sess	*s = arg;
@@ -296,10 +328,11 @@ smtp_auth_cb(void *arg, struct auth_result *res)
 		sm->sent_path = res->sent_path;
 		res->sent_path = NULL;
 	}
-	sm->authed = true;
-	sess_logged_in(s);
-	smtp_reply_later(s, sm, false, auth_smtp_text(AUTH_OK));
-	smtp_cmd_timer_arm(s, sm);
+	/* Per-account SMTP connection limit: slots of their own, apart
+	 * from the IMAP ones (account ids never hold ':'). */
+	s->slot_name = xasprintf("smtp:%s", s->account);
+	sm->slot_req = tok_conn_acquire(s->w->tok, s->slot_name, s->idhex,
+	    res->max_connections, smtp_slot_cb, s);
 }
 
 static void
@@ -971,6 +1004,7 @@ smtp_free(struct sess *s)
 		    "account=%s reason=\"client gone during DATA\"",
 		    s->account);
 	auth_cancel(sm->auth);
+	tok_req_cancel(sm->slot_req);
 	/* Freed without the terminator: the upstream drops a half-sent
 	 * message (RFC 5321 4.1.1.4). */
 	up_smtp_free(&sm->up);

@@ -132,7 +132,8 @@ worker_sweep_cb(evutil_socket_t fd, short what, void *arg)
 			continue;
 		}
 		if (refresh && s->slot_held)
-			tok_conn_refresh(w->tok, s->account, s->idhex);
+			tok_conn_refresh(w->tok, s->slot_name != NULL ?
+			    s->slot_name : s->account, s->idhex);
 	}
 	if (refresh)
 		worker_last_refresh = now;
