@@ -13,37 +13,11 @@
 
 #include "common/xmalloc.h"
 #include "proxy/imap_parse.h"
+#include "tests/unit/out.h"
 #include "tests/unit/test.h"
 
 #define LINE_MAX_DEF	8192
 #define LIT_MAX_DEF	8192
-#define OUT_MAX		8192
-
-struct out {
-	char	 s[OUT_MAX];
-	size_t	 len;
-};
-
-static void
-out_add(struct out *o, const char *s, size_t n)
-{
-	for (size_t i = 0; i < n && o->len + 5 < OUT_MAX; i++) {
-		unsigned char c = (unsigned char)s[i];
-
-		if (c >= 0x20 && c < 0x7f)
-			o->s[o->len++] = (char)c;
-		else
-			o->len += (size_t)snprintf(o->s + o->len, 5,
-			    "\\x%02x", c);
-	}
-	o->s[o->len] = '\0';
-}
-
-static void
-out_str(struct out *o, const char *s)
-{
-	out_add(o, s, strlen(s));
-}
 
 /*
  * Transcript notation, events separated by "; ":
@@ -307,19 +281,6 @@ static const struct tcase cases[] = {
 	TL("a \"\\q\" xxxxxxxxxx\r\n", "FATAL: Line too long", 12, 0),
 };
 
-/* CHECK_STR's message buffer is too small for long transcripts. */
-static bool
-same(const char *got, const char *want, size_t i, size_t split)
-{
-	test_checks++;
-	if (strcmp(got, want) == 0)
-		return true;
-	fprintf(stderr, "  FAIL case %zu split %zu:\n    got  %s\n"
-	    "    want %s\n", i, split, got, want);
-	test_fail(__FILE__, __LINE__, "transcript");
-	return false;
-}
-
 TEST(imap_parse_table)
 {
 	static struct out out;
@@ -331,14 +292,14 @@ TEST(imap_parse_table)
 		size_t xm = c->lit_max ? c->lit_max : LIT_MAX_DEF;
 
 		feed(&out, c->in, len, lm, xm, 0, len);
-		same(out.s, c->want, i, 0);
+		out_same(out.s, c->want, i, 0);
 		/* One byte at a time. */
 		feed(&out, c->in, len, lm, xm, 0, 1);
-		same(out.s, c->want, i, 1);
+		out_same(out.s, c->want, i, 1);
 		/* Split at every offset; stop at the first difference. */
 		for (size_t k = 1; k < len; k++) {
 			feed(&out, c->in, len, lm, xm, k, len);
-			if (!same(out.s, c->want, i, k))
+			if (!out_same(out.s, c->want, i, k))
 				break;
 		}
 	}

@@ -14,55 +14,8 @@
 
 #include "common/xmalloc.h"
 #include "proxy/smtp_parse.h"
+#include "tests/unit/out.h"
 #include "tests/unit/test.h"
-
-#define OUT_MAX		4096
-
-struct out {
-	char	 s[OUT_MAX];
-	size_t	 len;
-};
-
-static void
-out_add(struct out *o, const char *s, size_t n)
-{
-	for (size_t i = 0; i < n && o->len + 5 < OUT_MAX; i++) {
-		unsigned char c = (unsigned char)s[i];
-
-		if (c >= 0x20 && c < 0x7f)
-			o->s[o->len++] = (char)c;
-		else
-			o->len += (size_t)snprintf(o->s + o->len, 5, "\\x%02x",
-			    c);
-	}
-	o->s[o->len] = '\0';
-}
-
-static void
-out_str(struct out *o, const char *s)
-{
-	out_add(o, s, strlen(s));
-}
-
-static void
-out_reset(struct out *o)
-{
-	o->len = 0;
-	o->s[0] = '\0';
-}
-
-/* CHECK_STR's message buffer is too small for long transcripts. */
-static bool
-same(const char *got, const char *want, size_t i, size_t split)
-{
-	test_checks++;
-	if (strcmp(got, want) == 0)
-		return true;
-	fprintf(stderr, "  FAIL case %zu split %zu:\n    got  %s\n"
-	    "    want %s\n", i, split, got, want);
-	test_fail(__FILE__, __LINE__, "transcript");
-	return false;
-}
 
 /*
  * Command transcript: "VERB|args" per command, "BAD:reply",
@@ -238,14 +191,14 @@ TEST(smtp_parse_commands)
 
 		cmd_feed(&out, c->in, len, c->line_max, c->auth_max, c->lines,
 		    0, len);
-		same(out.s, c->want, i, 0);
+		out_same(out.s, c->want, i, 0);
 		cmd_feed(&out, c->in, len, c->line_max, c->auth_max, c->lines,
 		    0, 1);
-		same(out.s, c->want, i, 1);
+		out_same(out.s, c->want, i, 1);
 		for (size_t k = 1; k < len; k++) {
 			cmd_feed(&out, c->in, len, c->line_max, c->auth_max,
 			    c->lines, k, len);
-			if (!same(out.s, c->want, i, k))
+			if (!out_same(out.s, c->want, i, k))
 				break;
 		}
 	}
@@ -480,7 +433,7 @@ TEST(smtp_parse_mail_rcpt)
 			CHECK_INT(rc, ==, -1);
 			out_str(&out, err);
 		}
-		same(out.s, c->want, i, 0);
+		out_same(out.s, c->want, i, 0);
 	}
 	/* RFC 5321 4.5.3.1.3: 256 octets with the brackets. */
 	strcpy(args, "TO:");

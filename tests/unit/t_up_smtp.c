@@ -21,49 +21,8 @@
 #include "common/xmalloc.h"
 #include "upstream/up_smtp.h"
 #include "upstream/up_smtp_resp.h"
+#include "tests/unit/out.h"
 #include "tests/unit/test.h"
-
-#define OUT_MAX	8192
-
-struct out {
-	char	 s[OUT_MAX];
-	size_t	 len;
-};
-
-static void
-out_add(struct out *o, const char *s, size_t n)
-{
-	for (size_t i = 0; i < n && o->len + 5 < OUT_MAX; i++) {
-		unsigned char c = (unsigned char)s[i];
-
-		if (c == '\n')
-			o->s[o->len++] = '/';
-		else if (c >= 0x20 && c < 0x7f)
-			o->s[o->len++] = (char)c;
-		else
-			o->len += (size_t)snprintf(o->s + o->len, 5, "\\x%02x",
-			    c);
-	}
-	o->s[o->len] = '\0';
-}
-
-static void
-out_str(struct out *o, const char *s)
-{
-	out_add(o, s, strlen(s));
-}
-
-static bool
-same(const char *got, const char *want, size_t i, size_t split)
-{
-	test_checks++;
-	if (strcmp(got, want) == 0)
-		return true;
-	fprintf(stderr, "  FAIL case %zu split %zu:\n    got  %s\n"
-	    "    want %s\n", i, split, got, want);
-	test_fail(__FILE__, __LINE__, "transcript");
-	return false;
-}
 
 /*
  * Reply transcript: "code ecode|text|nlines" per reply ("\n" in text shown
@@ -90,29 +49,29 @@ resp_feed(struct out *o, const char *in, size_t len, size_t split,
 		off += n;
 		while ((rc = up_smtp_resp_read(rd, buf, &r)) == 1) {
 			if (o->len > 0)
-				out_str(o, "; ");
+				out_str_lines(o, "; ");
 			snprintf(tmp, sizeof(tmp), "%d %s|", r.code, r.ecode);
-			out_str(o, tmp);
-			out_add(o, r.text, r.textlen);
+			out_str_lines(o, tmp);
+			out_add_lines(o, r.text, r.textlen);
 			CHECK_INT(strlen(r.text), ==, r.textlen);
 			CHECK_INT(strlen(r.wire), ==, r.wirelen);
 			CHECK(r.wirelen >= 5 && memcmp(r.wire + r.wirelen - 2,
 			    "\r\n", 2) == 0);
 			snprintf(tmp, sizeof(tmp), "|%d", r.nlines);
-			out_str(o, tmp);
+			out_str_lines(o, tmp);
 		}
 		if (rc < 0) {
 			if (o->len > 0)
-				out_str(o, "; ");
-			out_str(o, "ERR:");
-			out_str(o, up_smtp_resp_error(rd));
+				out_str_lines(o, "; ");
+			out_str_lines(o, "ERR:");
+			out_str_lines(o, up_smtp_resp_error(rd));
 			/* Sticky. */
 			CHECK_INT(up_smtp_resp_read(rd, buf, &r), ==, -1);
 		}
 	}
 	snprintf(tmp, sizeof(tmp), " rest=%zu", rc < 0 ? 0 :
 	    evbuffer_get_length(buf));
-	out_str(o, tmp);
+	out_str_lines(o, tmp);
 	up_smtp_resp_reader_free(&rd);
 	CHECK(rd == NULL);
 	evbuffer_free(buf);
@@ -170,12 +129,12 @@ TEST(up_smtp_resp_table)
 		size_t len = strlen(c->in);
 
 		resp_feed(&out, c->in, len, 0, len);
-		same(out.s, c->want, i, 0);
+		out_same(out.s, c->want, i, 0);
 		resp_feed(&out, c->in, len, 0, 1);
-		same(out.s, c->want, i, 1);
+		out_same(out.s, c->want, i, 1);
 		for (size_t k = 1; k < len; k++) {
 			resp_feed(&out, c->in, len, k, len);
-			if (!same(out.s, c->want, i, k))
+			if (!out_same(out.s, c->want, i, k))
 				break;
 		}
 	}
@@ -342,15 +301,15 @@ fake_read_cb(struct bufferevent *bev, void *arg)
 		const struct step *s;
 
 		if (f->in_data && strcmp(line, ".") != 0) {
-			out_add(&f->body, line, len);
-			out_str(&f->body, "|");
+			out_add_lines(&f->body, line, len);
+			out_str_lines(&f->body, "|");
 			free(line);
 			continue;
 		}
 		f->in_data = false;
 		batch++;
-		out_add(&f->log, line, len);
-		out_str(&f->log, "\n");
+		out_add_lines(&f->log, line, len);
+		out_str_lines(&f->log, "\n");
 		if (strcmp(line, "QUIT") == 0) {
 			f->quit = true;
 			/* Answered even when the script does not say. */
@@ -530,17 +489,17 @@ reply_cb(void *arg, enum up_fail fail, const struct up_smtp_resp *r,
 	char		 tmp[64];
 
 	if (c->replies.len > 0)
-		out_str(&c->replies, "; ");
+		out_str_lines(&c->replies, "; ");
 	if (fail != UP_OK) {
 		CHECK(r == NULL);
-		out_str(&c->replies, "FAIL ");
-		out_str(&c->replies, up_fail_name(fail));
-		out_str(&c->replies, ": ");
-		out_str(&c->replies, why);
+		out_str_lines(&c->replies, "FAIL ");
+		out_str_lines(&c->replies, up_fail_name(fail));
+		out_str_lines(&c->replies, ": ");
+		out_str_lines(&c->replies, why);
 	} else {
 		snprintf(tmp, sizeof(tmp), "%d %s|", r->code, r->ecode);
-		out_str(&c->replies, tmp);
-		out_str(&c->replies, r->text);
+		out_str_lines(&c->replies, tmp);
+		out_str_lines(&c->replies, r->text);
 	}
 	c->nreplies++;
 	if (c->free_in_cb)
@@ -634,7 +593,7 @@ same_peer(const char *got, const char *want, int port)
 		want = p + 4;
 	}
 	snprintf(buf + o, sizeof(buf) - o, "%s", want);
-	return same(got, buf, 0, 0);
+	return out_same(got, buf, 0, 0);
 }
 
 static void
@@ -712,12 +671,12 @@ run_tx(const struct step *steps, int nsteps, int want_batch_min,
 	    UP_SMTP_RESP_CAP_AUTH;
 	CHECK_INT(up_smtp_caps(c.up), ==, caps);
 	CHECK_INT(up_smtp_size_max(c.up), ==, 1000000);
-	same(c.replies.s, "250 2.1.0|Ok; 250 2.1.5|Ok; 550 5.1.1|"
+	out_same(c.replies.s, "250 2.1.0|Ok; 250 2.1.5|Ok; 550 5.1.1|"
 	    "<bad@d.example>: Recipient address rejected:/User unknown; "
 	    "250 2.1.5|Ok; 354 |End data with <CR><LF>.<CR><LF>; "
 	    "250 2.0.0|Ok: queued as ABC123", 0, 0);
 	/* Dot-stuffing passes through unchanged. */
-	same(c.fake.body.s, "Subject: t||line 1|..leading dot|8bit "
+	out_same(c.fake.body.s, "Subject: t||line 1|..leading dot|8bit "
 	    "\\xc3\\xa9|", 0, 0);
 	CHECK_INT(c.fake.max_batch, >=, want_batch_min);
 	CHECK_INT(c.fake.max_batch, <=, want_batch_max);
@@ -768,7 +727,7 @@ TEST(up_smtp_transaction_lockstep)
 		c.body = "x";	/* no final CRLF: the client adds one */
 		CHECK_INT(up_smtp_data_begin(c.up, data_cb, &c), ==, 0);
 		CHECK(run_until(c.base, &c.done, 3000));
-		same(c.fake.body.s, "x|", 0, 0);
+		out_same(c.fake.body.s, "x|", 0, 0);
 		CHECK_INT(c.fake.max_batch, ==, 1);
 		CHECK_INT(c.nreplies, ==, 6);
 		ctx_end(&c);
@@ -1037,7 +996,7 @@ TEST(up_smtp_abandon_data)
 	CHECK(run_until(c.base, &c.fake.closed, 3000));
 	CHECK(!c.fake.quit);
 	CHECK(c.fake.in_data);		/* no "." ever came */
-	same(c.fake.body.s, "partial|", 0, 0);
+	out_same(c.fake.body.s, "partial|", 0, 0);
 	ctx_end(&c);
 	evbuffer_free(chunk);
 
@@ -1103,7 +1062,7 @@ TEST(up_smtp_misc)
 	CHECK_INT(up_smtp_cmd(c.up, "MAIL FROM:<a@b>", reply_cb, &c), ==, 0);
 	CHECK_INT(up_smtp_data_begin(c.up, data_refused_cb, &c), ==, 0);
 	CHECK(run_until(c.base, &c.done, 3000));
-	same(c.replies.s, "250 2.1.0|Ok; 554 5.5.1|Error: no valid recipients;"
+	out_same(c.replies.s, "250 2.1.0|Ok; 554 5.5.1|Error: no valid recipients;"
 	    " 250 2.0.0|Ok", 0, 0);
 	ctx_end(&c);
 	CHECK(c.fake.quit);

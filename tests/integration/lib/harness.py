@@ -224,7 +224,9 @@ def reap_orphans(keep=()):
 				pass
 
 
-def pids_in_group(pgid):
+def _live_pids(field, value):
+	"""Live (non-zombie) processes whose /proc/PID/stat field (counted
+	after the command name: 1 = ppid, 2 = pgrp) equals value."""
 	out = []
 	for d in os.listdir("/proc"):
 		if not d.isdigit():
@@ -235,9 +237,17 @@ def pids_in_group(pgid):
 		except OSError:
 			continue
 		fields = st[st.rindex(")") + 2:].split()
-		if int(fields[2]) == pgid and fields[0] != "Z":
+		if int(fields[field]) == value and fields[0] != "Z":
 			out.append(int(d))
 	return out
+
+
+def pids_in_group(pgid):
+	return _live_pids(2, pgid)
+
+
+def child_pids(pid):
+	return _live_pids(1, pid)
 
 
 def _describe(pids):

@@ -12,7 +12,7 @@ import ssl
 import time
 import types
 
-from harness import TestFailure, _short, check, eq, expect_status, uniq, wait_until
+from harness import TestFailure, _short, check, child_pids, eq, expect_status, uniq, wait_until
 
 GREETING_RE = re.compile(rb"^\* OK Postern IMAP Proxy ready for requests from (\S+) ([0-9a-f]{16})\r\n$")
 PRE_CAPS_TLS = b"IMAP4rev1 LITERAL+ SASL-IR ID AUTH=PLAIN"
@@ -286,19 +286,7 @@ def expect_login_ok(resp, tag, account):
 # ---------------------------------------------------------------- processes
 
 def children(pid):
-	out = []
-	for d in os.listdir("/proc"):
-		if not d.isdigit():
-			continue
-		try:
-			with open("/proc/%s/stat" % d) as f:
-				st = f.read()
-		except OSError:
-			continue
-		fields = st[st.rindex(")") + 2:].split()
-		if int(fields[1]) == pid and fields[0] != "Z":
-			out.append(int(d))
-	return out
+	return child_pids(pid)
 
 
 def worker_pid(p):
