@@ -250,17 +250,21 @@ lookup_reply(void *varg, redisReply *r, const char *err)
 	lk.run(lk.cb, lk.arg, r, err);
 }
 
+/* One lookup command: "CMD a1 [a2]" (a2 may be NULL). */
 static struct tok_req *
 lookup_cmd(struct tok *t, lookup_fn *run, void (*cb)(void), void *arg,
-    const char *fmt, const char *a1, const char *a2)
+    const char *cmd, const char *a1, const char *a2)
 {
 	struct lookup	*lk = xmalloc(sizeof(*lk));
 	struct tok_req	*r;
+	const char	*argv[3] = { cmd, a1, a2 };
+	size_t		 lens[3] = { strlen(cmd), strlen(a1),
+			    a2 != NULL ? strlen(a2) : 0 };
 
 	lk->run = run;
 	lk->cb = cb;
 	lk->arg = arg;
-	r = tok_cmd(t, lookup_reply, lk, fmt, a1, a2);
+	r = tok_cmdv(t, lookup_reply, lk, a2 != NULL ? 3 : 2, argv, lens);
 	tok_req_set_cancel_fn(r, free);
 	return r;
 }
@@ -308,11 +312,11 @@ tok_token_get(struct tok *t, const char *id, tok_token_cb *cb, void *arg)
 	char		*key;
 
 	if (!token_is_wellformed(id))
-		return lookup_cmd(t, tg_do, (void (*)(void))cb, arg,
-		    "EVAL %s %s", LUA_EMPTY, "0");
+		return lookup_cmd(t, tg_do, (void (*)(void))cb, arg, "EVAL",
+		    LUA_EMPTY, "0");
 	key = tok_key_token(tok_prefix(t), id);
-	r = lookup_cmd(t, tg_do, (void (*)(void))cb, arg, "HGETALL %s%s",
-	    key, "");
+	r = lookup_cmd(t, tg_do, (void (*)(void))cb, arg, "HGETALL", key,
+	    NULL);
 	free(key);
 	return r;
 }
@@ -373,10 +377,10 @@ tok_account_get(struct tok *t, const char *account, tok_account_cb *cb,
 	char		*key;
 
 	if (!tok_key_account_is_valid(account))
-		return lookup_cmd(t, ag_do, (void (*)(void))cb, arg,
-		    "EVAL %s %s", LUA_NIL, "0");
+		return lookup_cmd(t, ag_do, (void (*)(void))cb, arg, "EVAL",
+		    LUA_NIL, "0");
 	key = tok_key_account(tok_prefix(t), account);
-	r = lookup_cmd(t, ag_do, (void (*)(void))cb, arg, "HGET %s %s", key,
+	r = lookup_cmd(t, ag_do, (void (*)(void))cb, arg, "HGET", key,
 	    TOK_F_JSON);
 	free(key);
 	return r;
@@ -446,8 +450,8 @@ tok_settings_get(struct tok *t, tok_settings_cb *cb, void *arg)
 	struct tok_req	*r;
 	char		*key = tok_key_settings(tok_prefix(t));
 
-	r = lookup_cmd(t, sg_do, (void (*)(void))cb, arg, "HGETALL %s%s",
-	    key, "");
+	r = lookup_cmd(t, sg_do, (void (*)(void))cb, arg, "HGETALL", key,
+	    NULL);
 	free(key);
 	return r;
 }
