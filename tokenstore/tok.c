@@ -233,7 +233,11 @@ tok_cmdv(struct tok *t, tok_reply_cb *cb, void *arg, int argc,
 	struct tok_req	*r = tok_req_new(t, cb, arg);
 	struct timeval	 tv;
 
-	if (t->cmd.ac == NULL || !t->cmd.ready)
+	/* While the link is connecting, hiredis queues the command behind
+	 * our SELECT and the request's own timer bounds the wait: a request
+	 * made just as the process starts (or reconnects) is not refused.
+	 * Only a link waiting out its backoff fails at once. */
+	if (t->cmd.ac == NULL)
 		return tok_req_fail_later(r, "redis unavailable");
 	if (redisAsyncCommandArgv(t->cmd.ac, tok_reply_cb_hiredis, r, argc,
 	    argv, argvlen) != REDIS_OK)
@@ -253,7 +257,11 @@ tok_cmd(struct tok *t, tok_reply_cb *cb, void *arg, const char *fmt, ...)
 	va_list		 ap;
 	int		 rc;
 
-	if (t->cmd.ac == NULL || !t->cmd.ready)
+	/* While the link is connecting, hiredis queues the command behind
+	 * our SELECT and the request's own timer bounds the wait: a request
+	 * made just as the process starts (or reconnects) is not refused.
+	 * Only a link waiting out its backoff fails at once. */
+	if (t->cmd.ac == NULL)
 		return tok_req_fail_later(r, "redis unavailable");
 	va_start(ap, fmt);
 	rc = redisvAsyncCommand(t->cmd.ac, tok_reply_cb_hiredis, r, fmt, ap);
