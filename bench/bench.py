@@ -619,6 +619,21 @@ def markdown(res):
 
 # ---------------------------------------------------------------- main
 
+def hold(env, info):
+	"""BENCH_HOLD=1: keep every server up for measuring by hand (perf,
+	strace, pbench with other arguments) until SIGTERM or SIGINT."""
+	path = env.path("hold.json")
+	with open(path, "w") as f:
+		json.dump(info, f, indent=1)
+	log("holding; servers described in %s; SIGTERM to stop" % path)
+	try:
+		while True:
+			time.sleep(3600)
+	except (KeyboardInterrupt, HarnessError):
+		pass
+	return 0
+
+
 def main():
 	harness.install_signal_handlers()
 	harness.become_subreaper()
@@ -673,6 +688,11 @@ def main():
 		    (nginx.ports[dov.imap_port], USER, PASS)):
 			pbench("login", "127.0.0.1", port, u, pw, 1, 0.3)
 
+		if os.environ.get("BENCH_HOLD"):
+			return hold(env, dict(dovecot_imap=dov.imap_port, dovecot_imaps=dov.imaps_port,
+			    postern_imaps=p.imap_tls, postern_smtps=p.smtp_tls, postern_pid=p.proc.pid,
+			    nginx_imaps=nginx.ports[dov.imap_port], nginx_pid=nginx.proc.pid, postfix_smtps=pf.smtps_port,
+			    user=USER, password=PASS, tok_plain=tok_plain, tok_tls=tok_tls, pbench=PBENCH))
 		rounds = P["rounds"]
 		fetch = fig_fetch(ctx, [
 		    ("direct_plain", dov.imap_port, "plain", USER, PASS, None),

@@ -8,6 +8,7 @@
  * reading during a large FETCH holds at most that much in Postern.
  */
 #include <stdlib.h>
+#include <sys/socket.h>
 #include <sys/uio.h>
 
 #include <event2/buffer.h>
@@ -25,11 +26,16 @@
 #define RELAY_PULL_CHUNK	(64 * 1024)	/* one readv */
 #define RELAY_PULL_MAX		(256 * 1024)	/* per read callback */
 #define RELAY_SSL_CHUNK		(16 * 1024)	/* one TLS record */
+#define RELAY_BULK		(32 * 1024)	/* a read this size: bulk */
+#define RELAY_LOWAT		(64 * 1024)	/* wake for this much, */
+#define RELAY_LOWAT_MS		2		/* or after this long */
 
 struct relay {
 	struct sess		*s;
 	struct bufferevent	*up;
 	uint64_t		 in, out;
+	struct event		*lowat_ev;	/* bounds the wait below */
+	bool			 lowat;		/* SO_RCVLOWAT raised upstream */
 	bool			 closing;	/* flushing "flush" then close */
 	struct bufferevent	*flush;
 	const char		*reason;	/* static text */
@@ -155,6 +161,40 @@ relay_pull_ssl(SSL *ssl, struct evbuffer *dst, size_t *got)
 	return 0;
 }
 
+/*
+ * During a bulk transfer from the upstream (a FETCH of large messages) the
+ * upstream usually writes slower than we relay, so each wake-up would
+ * carry a few KiB: a sleep, an epoll_wait, a read and a write to the
+ * client per TLS record or socket chunk. SO_RCVLOWAT makes the socket
+ * report readable only once RELAY_LOWAT bytes wait; a timer drops it
+ * again RELAY_LOWAT_MS after the last bulk read, so the tail of a
+ * response (and anything interactive after it) waits at most that long.
+ */
+static void
+relay_lowat(struct relay *r, bool on)
+{
+	int		 v = on ? RELAY_LOWAT : 1;
+	evutil_socket_t	 fd = bufferevent_getfd(r->up);
+
+	if (on) {
+		struct timeval tv = { 0, RELAY_LOWAT_MS * 1000 };
+
+		event_add(r->lowat_ev, &tv);
+	}
+	if (r->lowat == on || fd < 0)
+		return;
+	if (setsockopt(fd, SOL_SOCKET, SO_RCVLOWAT, &v, sizeof(v)) == 0)
+		r->lowat = on;
+}
+
+static void
+relay_lowat_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	relay_lowat(arg, false);
+}
+
 /* Moves what "from" has beyond its input buffer to "to" (see above). */
 static void
 relay_pull(struct relay *r, struct bufferevent *from, struct bufferevent *to,
@@ -195,10 +235,13 @@ relay_client_read_cb(struct bufferevent *bev, void *arg)
 static void
 relay_up_read_cb(struct bufferevent *bev, void *arg)
 {
-	struct relay *r = arg;
+	struct relay	*r = arg;
+	uint64_t	 before = r->out;
 
 	relay_move(r, bev, r->s->bev, &r->out);
 	relay_pull(r, bev, r->s->bev, &r->out);
+	if (r->up != NULL && !r->closing)
+		relay_lowat(r, r->out - before >= RELAY_BULK);
 }
 
 /* "to" drained below the low-water mark: let its peer read again. */
@@ -311,6 +354,7 @@ relay_new(struct sess *s, struct bufferevent *up)
 
 	r->s = s;
 	r->up = up;
+	r->lowat_ev = evtimer_new(bufferevent_get_base(up), relay_lowat_cb, r);
 	bufferevent_setcb(s->bev, relay_client_read_cb, relay_client_write_cb,
 	    relay_client_event_cb, r);
 	bufferevent_setcb(up, relay_up_read_cb, relay_up_write_cb,
@@ -348,6 +392,8 @@ relay_free(struct relay **rp)
 	if (r == NULL)
 		return;
 	*rp = NULL;
+	if (r->lowat_ev != NULL)
+		event_free(r->lowat_ev);
 	bufferevent_free(r->up);	/* CLOSE_ON_FREE: fd and SSL go too */
 	free(r);
 }

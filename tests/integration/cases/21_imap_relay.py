@@ -18,7 +18,8 @@ from imapc import (Raw, dovecot_account, keepalive_on, expect_login_ok, imap_set
 
 TEST_TIMEOUT = 240
 USERS = {"alice@example.test": "alice-pw", "big@example.test": "big-pw", "app@example.test": "app-pw",
-    "idle@example.test": "idle-pw", "slow@example.test": "slow-pw", "pipe@example.test": "pipe-pw"}
+    "idle@example.test": "idle-pw", "slow@example.test": "slow-pw", "pipe@example.test": "pipe-pw",
+    "tail@example.test": "tail-pw"}
 RSS_GROWTH_MAX_KB = 64 * 1024
 BIG_COUNT = 15
 BIG_SIZE = 10 * 1024 * 1024
@@ -32,6 +33,8 @@ def setup(env):
 		c.accts[u] = dovecot_account(c.p, c.dovecot, u)
 		c.toks[u] = token_for(c.p, c.accts[u])
 	seed_maildir(c.dovecot, "alice@example.test", [make_message(i, size=200 + 3000 * i) for i in range(1, 8)])
+	c.tail_msgs = [make_message(i, size=size) for i, size in enumerate((3 * 1024 * 1024, 40 * 1024, 300), 1)]
+	seed_maildir(c.dovecot, "tail@example.test", c.tail_msgs)
 	return c
 
 
@@ -140,6 +143,26 @@ def test_pipelined_after_login(c):
 		r.send(b"a1 LOGIN {%d+}\r\n%s {64+}\r\n%s\r\nb1 NOOP\r\n" % (len(acct), acct, c.toks[u].encode()))
 		expect_login_ok(r.response("a1"), "a1", c.accts[u])
 		check(tagged(r.response("b1"), "b1").startswith(b"b1 OK"), "NOOP behind a LITERAL+ login")
+
+
+def test_small_replies_after_bulk(c):
+	"""After a bulk read from the upstream the relay waits for 64 KiB or
+	2 ms before waking (proxy/relay.c, SO_RCVLOWAT): the tail of a large
+	FETCH and every small reply after it still arrive (a missing timer
+	would hang them until the read timeout)."""
+	u = "tail@example.test"
+	r = _proxy(c, u)
+	with r:
+		check(tagged(r.cmd("s1", "SELECT INBOX"), "s1").startswith(b"s1 OK"), "SELECT")
+		for i, msg in enumerate(c.tail_msgs, 1):
+			resp = r.cmd("f%d" % i, "FETCH %d BODY.PEEK[]" % i, timeout=10)
+			check(tagged(resp, "f%d" % i).startswith(b"f%d OK" % i), "FETCH %d answered" % i)
+			contains(resp, b"{%d}\r\n" % len(msg) + msg + b")\r\n", "FETCH %d returns the message whole" % i)
+			for j in range(5):
+				tag = "n%d%d" % (i, j)
+				check(tagged(r.cmd(tag, "NOOP", timeout=5), tag).startswith(tag.encode() + b" OK"),
+				    "NOOP %d after FETCH %d answered" % (j, i))
+		check(tagged(r.cmd("l1", "LOGOUT"), "l1").startswith(b"l1 OK"), "LOGOUT")
 
 
 def test_idle(c):
