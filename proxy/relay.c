@@ -170,6 +170,8 @@ relay_pull_ssl(SSL *ssl, struct evbuffer *dst, size_t *got)
  * again RELAY_LOWAT_MS after the last bulk read, so the tail of a
  * response (and anything interactive after it) waits at most that long.
  */
+static void	relay_lowat_cb(evutil_socket_t, short, void *);
+
 static void
 relay_lowat(struct relay *r, bool on)
 {
@@ -179,6 +181,10 @@ relay_lowat(struct relay *r, bool on)
 	if (on) {
 		struct timeval tv = { 0, RELAY_LOWAT_MS * 1000 };
 
+		/* Made at the first bulk read: idle sessions never need it. */
+		if (r->lowat_ev == NULL && (r->lowat_ev = evtimer_new(
+		    bufferevent_get_base(r->up), relay_lowat_cb, r)) == NULL)
+			return;
 		event_add(r->lowat_ev, &tv);
 	}
 	if (r->lowat == on || fd < 0)
@@ -354,7 +360,6 @@ relay_new(struct sess *s, struct bufferevent *up)
 
 	r->s = s;
 	r->up = up;
-	r->lowat_ev = evtimer_new(bufferevent_get_base(up), relay_lowat_cb, r);
 	bufferevent_setcb(s->bev, relay_client_read_cb, relay_client_write_cb,
 	    relay_client_event_cb, r);
 	bufferevent_setcb(up, relay_up_read_cb, relay_up_write_cb,
