@@ -5,13 +5,20 @@
  * at a time from our allow-list, best first, and take the first it
  * accepts. No security layer (max_ssf = 0): after login the connection is
  * relayed byte for byte. XOAUTH2 and OAUTHBEARER are built by hand: Debian's
- * libsasl2-modules has no client plugin for either.
+ * libsasl2-modules has no client plugin for either. So is PLAIN when it is
+ * our first choice (what most servers offer): sasl_client_new resolves the
+ * local host name with getaddrinfo on every call, a blocking lookup in the
+ * event loop (and a file read or a DNS query per login) that PLAIN, one
+ * message of "\0user\0password", does not need.
  */
+#include <sys/socket.h>
+#include <netdb.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include <openssl/crypto.h>
 #include <sasl/sasl.h>
@@ -24,6 +31,7 @@
 
 enum sasl_kind {
 	KIND_LIBSASL,
+	KIND_PLAIN,
 	KIND_XOAUTH2,
 	KIND_OAUTHBEARER,
 };
@@ -86,6 +94,36 @@ sasl_log_cb(void *ctx, int level, const char *msg)
  * tells -Wcast-function-type that the mismatch is intended. */
 #define SASL_PROC(f)	((int (*)(void))(void (*)(void))(f))
 
+/*
+ * libsasl2 looks up the local host name (gethostname, then getaddrinfo
+ * with AI_CANONNAME) in every sasl_client_new, inside the event loop.
+ * Said once at start-up when that lookup fails, so that an operator adds
+ * the name to /etc/hosts before SCRAM or CRAM-MD5 logins stall on DNS.
+ */
+static void
+up_sasl_check_hostname(void)
+{
+	struct addrinfo	 hints, *res = NULL;
+	char		 name[256], buf[300];
+	int		 rc;
+
+	if (gethostname(name, sizeof(name)) != 0)
+		return;
+	name[sizeof(name) - 1] = '\0';
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_flags = AI_CANONNAME;
+	if ((rc = getaddrinfo(name, NULL, &hints, &res)) != 0) {
+		log_warn("event=sasl_hostname host=\"%s\" reason=\"%s\" "
+		    "hint=\"libsasl2 resolves the local host name at every "
+		    "SCRAM, CRAM-MD5 or LOGIN upstream login; add it to "
+		    "/etc/hosts\"", str_sanitize(name, 100, buf, sizeof(buf)),
+		    gai_strerror(rc));
+		return;
+	}
+	freeaddrinfo(res);
+}
+
 int
 up_sasl_init(char *err, size_t errlen)
 {
@@ -104,6 +142,7 @@ up_sasl_init(char *err, size_t errlen)
 		return -1;
 	}
 	sasl_ready = true;
+	up_sasl_check_hostname();
 	return 0;
 }
 
@@ -206,6 +245,26 @@ oauth_start(struct up_sasl *s, const struct up_target *t, char *err,
 		len = o;
 	}
 	s->initial = b64_initial((const uint8_t *)raw, len);
+	OPENSSL_cleanse(raw, len);
+	free(raw);
+	return 1;
+}
+
+/* RFC 4616: authzid (empty: act as the user) NUL authcid NUL passwd. */
+static int
+plain_start(struct up_sasl *s, const struct up_target *t)
+{
+	size_t	 ulen = strlen(t->user), plen = strlen(t->secret);
+	size_t	 len = ulen + plen + 2;
+	uint8_t	*raw = xmalloc(len);
+
+	raw[0] = '\0';
+	memcpy(raw + 1, t->user, ulen);
+	raw[1 + ulen] = '\0';
+	memcpy(raw + 2 + ulen, t->secret, plen);
+	s->kind = KIND_PLAIN;
+	s->mech = xstrdup("PLAIN");
+	s->initial = b64_initial(raw, len);
 	OPENSSL_cleanse(raw, len);
 	free(raw);
 	return 1;
@@ -325,8 +384,11 @@ up_sasl_new(const struct up_target *t, const char *service,
 		    n < sizeof(cands) / sizeof(cands[0]); pref++)
 			if (up_resp_cap_has(server_mechs, *pref))
 				cands[n++] = *pref;
-		rc = n > 0 ? libsasl_start(s, t, service, cands, n, err,
-		    errlen) : 0;
+		if (n > 0 && strcmp(cands[0], "PLAIN") == 0)
+			rc = plain_start(s, t);
+		else
+			rc = n > 0 ? libsasl_start(s, t, service, cands, n,
+			    err, errlen) : 0;
 	}
 	if (rc != 1) {
 		up_sasl_free(&s);
@@ -370,6 +432,12 @@ up_sasl_step(struct up_sasl *s, const char *challenge, const char **resp_r,
 	if ((in = str_b64_decode(challenge, strlen(challenge), &inlen)) ==
 	    NULL) {
 		snprintf(err, errlen, "server challenge is not base64");
+		return -1;
+	}
+	if (s->kind == KIND_PLAIN) {
+		/* PLAIN is one message, sent as the initial response. */
+		free(in);
+		snprintf(err, errlen, "unexpected PLAIN challenge");
 		return -1;
 	}
 	if (s->kind != KIND_LIBSASL) {
