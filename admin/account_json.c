@@ -151,6 +151,8 @@ url_is_valid(const char *s)
 	return account_json_proxy_scheme_ok(s);
 }
 
+#define AJ_MAX_KEYS	64
+
 /* Fails on the first key that appears twice in obj (cJSON keeps both,
  * and which one a reader sees would be an accident). */
 static bool
@@ -158,6 +160,13 @@ no_dups(struct aj *aj, const cJSON *obj, const char *prefix)
 {
 	char field[128];
 
+	/* A handful of known keys per object: refuse a flood of distinct
+	 * ones before the quadratic check below (it would stall the loop). */
+	if (cJSON_GetArraySize(obj) > AJ_MAX_KEYS) {
+		fail(aj, *prefix ? prefix : "body", "%s has more than %d fields",
+		    *prefix ? prefix : "the body", AJ_MAX_KEYS);
+		return false;
+	}
 	for (const cJSON *a = obj->child; a != NULL; a = a->next)
 		for (const cJSON *b = a->next; b != NULL; b = b->next)
 			if (a->string != NULL && b->string != NULL &&

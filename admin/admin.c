@@ -32,6 +32,7 @@
 #define ADMIN_BACKLOG		64
 #define ADMIN_ERRPAGE_MAX	1024	/* libevent's HTML error pages */
 #define ADMIN_BODY_MAX_DEFAULT	(1024 * 1024)
+#define ADMIN_HEADERS_MAX	(64 * 1024)	/* the whole header block */
 
 static void
 admin_gen_cb(struct evhttp_request *req, void *arg)
@@ -119,6 +120,8 @@ admin_http_new(struct admin *a, struct admin_listener *l)
 	    EVHTTP_REQ_PATCH);
 	evhttp_set_max_body_size(http, a->cfg->admin_body_max > 0 ?
 	    (ev_ssize_t)a->cfg->admin_body_max : ADMIN_BODY_MAX_DEFAULT);
+	/* libevent's default is no limit on the header block. */
+	evhttp_set_max_headers_size(http, ADMIN_HEADERS_MAX);
 	evhttp_set_timeout(http, ADMIN_TIMEOUT_S);
 	evhttp_set_bevcb(http, admin_bev_cb, NULL);
 	evhttp_set_gencb(http, admin_gen_cb, l);

@@ -71,9 +71,20 @@ verr(struct verr *v, const char *field, const char *fmt, ...)
 	return false;
 }
 
+/* Objects have a handful of known keys: past ADMIN_JSON_MAX_KEYS the body
+ * is refused before the quadratic duplicate check below can be made to
+ * spin on a large body full of distinct keys. */
+#define ADMIN_JSON_MAX_KEYS	64
+
 static bool
 dup_key(const cJSON *obj, struct verr *v, const char *prefix)
 {
+	if (cJSON_GetArraySize(obj) > ADMIN_JSON_MAX_KEYS) {
+		verr(v, *prefix ? prefix : "body", "%s has more than %d "
+		    "fields", *prefix ? prefix : "the body",
+		    ADMIN_JSON_MAX_KEYS);
+		return true;
+	}
 	for (const cJSON *a = obj->child; a != NULL; a = a->next)
 		for (const cJSON *b = a->next; b != NULL; b = b->next)
 			if (strcmp(a->string, b->string) == 0) {

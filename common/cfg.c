@@ -434,12 +434,14 @@ cfg_fmt_hostport(const char *host, const char *port, char *buf, size_t len)
 static const char *
 cfg_redis_url_masked(const char *s, char *buf, size_t len)
 {
-	const char *at = strchr(s, '@');
+	const char *sep = strstr(s, "://"), *at = strrchr(s, '@');
 
-	if (strncmp(s, "redis://", 8) != 0 || at == NULL)
+	/* Any scheme (a mistyped one is reported too), and up to the last
+	 * "@": the password may contain "@" itself. */
+	if (sep == NULL || at == NULL || at < sep)
 		snprintf(buf, len, "%s", s);
 	else
-		snprintf(buf, len, "redis://****%s", at);
+		snprintf(buf, len, "%.*s****%s", (int)(sep + 3 - s), s, at);
 	return buf;
 }
 

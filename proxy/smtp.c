@@ -701,6 +701,23 @@ smtp_data_feed(struct sess *s, struct smtp *sm)
 			sess_read_enable(s, false);	/* drain cb resumes */
 		return;
 	}
+	if (rc == SMTP_PARSE_DATA_BARE) {
+		/* RFC 5321 2.3.8; as Postfix's smtpd_forbid_bare_newline:
+		 * the upstream never gets the end of this message (its
+		 * connection is dropped mid-DATA, so it discards it), and
+		 * with line ends in doubt there is no safe place to resume
+		 * reading commands: answer and close. */
+		sess_log(s, LOG_LVL_INFO, "event=message result=bare_newline "
+		    "account=%s", s->account);
+		up_smtp_free(&sm->up);
+		smtp_sent_free(&sm->sent);
+		sm->up_ready = false;
+		smtp_tx_reset(sm);
+		smtp_reply(s, "521 5.5.2 Bare CR or LF in message data (RFC "
+		    "5321 section 2.3.8); closing connection");
+		sess_close_after_flush(s, "bare CR or LF in DATA");
+		return;
+	}
 	if (rc == SMTP_PARSE_DATA_TOOBIG) {
 		/* The truncated message must never be completed upstream:
 		 * drop that connection; the next MAIL opens a new one. */

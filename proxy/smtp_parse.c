@@ -331,7 +331,12 @@ smtp_parse_data(struct smtp_parse *p, struct evbuffer *in, struct evbuffer *out)
 				case DS_MID: {
 					const unsigned char *cr =
 					    memchr(b + i, '\r', len - i);
+					const unsigned char *lf =
+					    memchr(b + i, '\n', (cr != NULL ?
+					    (size_t)(cr - b) : len) - i);
 
+					if (lf != NULL)
+						goto bare;
 					if (cr == NULL) {
 						i = len;
 						continue;
@@ -341,19 +346,24 @@ smtp_parse_data(struct smtp_parse *p, struct evbuffer *in, struct evbuffer *out)
 					continue;
 				}
 				case DS_CR:
-					st = c == '\n' ? DS_BOL :
-					    c == '\r' ? DS_CR : DS_MID;
+					if (c != '\n')
+						goto bare;
+					st = DS_BOL;
 					break;
 				case DS_BOL:
 					if (c == '.') {
 						mark = off + i;
 						st = DS_DOT;
-					} else
+					} else if (c == '\n')
+						goto bare;
+					else
 						st = c == '\r' ? DS_CR : DS_MID;
 					break;
 				case DS_DOT:
 					if (c == '\r')
 						st = DS_DOTCR;
+					else if (c == '\n')
+						goto bare;
 					else {
 						/* RFC 5321 4.5.2: a stuffed
 						 * dot, not part of the size */
@@ -372,11 +382,7 @@ smtp_parse_data(struct smtp_parse *p, struct evbuffer *in, struct evbuffer *out)
 						    SMTP_PARSE_DATA_TOOBIG :
 						    SMTP_PARSE_DATA_DONE;
 					}
-					/* ".\r" + other: the CR is inside
-					 * the line, c comes after it */
-					dots++;
-					st = DS_CR;
-					continue;
+					goto bare;	/* ".\r" + other */
 				}
 				i++;
 			}
@@ -400,6 +406,9 @@ smtp_parse_data(struct smtp_parse *p, struct evbuffer *in, struct evbuffer *out)
 		if (off == total)
 			return SMTP_PARSE_DATA_AGAIN;
 	}
+bare:
+	p->dstate = DS_BOL;
+	return SMTP_PARSE_DATA_BARE;
 }
 
 /* MAIL FROM / RCPT TO */

@@ -81,7 +81,10 @@ void		 smtp_parse_reset(struct smtp_parse *);
  * from in to out unchanged, still dot-stuffed, for the upstream's own
  * DATA; only the terminating ".\r\n" of "\r\n.\r\n" is consumed and never
  * copied, so out always ends with CRLF or is empty. Only CRLF "." CRLF
- * ends the data (also as the very first line); bare LF never does.
+ * ends the data (also as the very first line). A bare LF or a CR not
+ * followed by LF stops the scan (SMTP_PARSE_DATA_BARE): an upstream that
+ * took "\n.\r\n" or "\r\n.\n" for the end would see a different message
+ * from ours, and the bytes after it as commands (SMTP smuggling).
  */
 enum smtp_parse_data_rc {
 	/* Everything decidable has been moved; up to two bytes ("." or ".\r"
@@ -92,6 +95,10 @@ enum smtp_parse_data_rc {
 	/* The terminator was consumed, but the message exceeded max: reply
 	 * "552 5.3.4 Message size exceeds fixed maximum message size". */
 	SMTP_PARSE_DATA_TOOBIG,
+	/* A bare LF or bare CR (RFC 5321 2.3.8): what came before it may
+	 * have been moved, the rest stays in `in`; the message must never
+	 * be completed upstream. */
+	SMTP_PARSE_DATA_BARE,
 };
 
 /* Starts a message; max is the size limit in octets (RFC 1870 counting:

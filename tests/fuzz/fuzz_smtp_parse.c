@@ -144,6 +144,19 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				size_t got = evbuffer_get_length(out) - out0;
 				size_t used = before - after;
 
+				if (rc == SMTP_PARSE_DATA_BARE) {
+					/* Stopped: nothing after the last
+					 * decided byte moved, and what moved
+					 * has no bare LF. */
+					uint8_t *o = evbuffer_pullup(out, -1);
+
+					assert(got == used);
+					for (size_t k = out0; k < out0 + got;
+					    k++)
+						assert(o[k] != '\n' || (k > 0 &&
+						    o[k - 1] == '\r'));
+					goto done;
+				}
 				if (rc != SMTP_PARSE_DATA_AGAIN) {
 					assert(used >= 3);
 					assert(memcmp(peek + used - 3, ".\r\n",

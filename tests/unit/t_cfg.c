@@ -501,6 +501,14 @@ TEST(cfg_redis_password_masked)
 	cfg = tload("[redis]\nurl = redis://x:pw-in-error@h:1/0\n", err);
 	CHECK(cfg == NULL);
 	CHECK(strstr(err, "pw-in-error") == NULL);
+	/* "@" inside the password, and a mistyped scheme. */
+	cfg = tload("[redis]\nurl = redis://:pw@in-error@h:99999/0\n", err);
+	CHECK(cfg == NULL);
+	CHECK(strstr(err, "in-error") == NULL);
+	cfg = tload("[redis]\nurl = rediss://:pw-in-error@h:1/0\n", err);
+	CHECK(cfg == NULL);
+	CHECK(strstr(err, "pw-in-error") == NULL);
+	CHECK(strstr(err, "rediss://****@h:1/0") != NULL);
 	cfg = tload("[redis]\nurl = redis://:pw-in-dump@127.0.0.1:6379/0\n",
 	    err);
 	CHECK(cfg != NULL);

@@ -130,6 +130,34 @@ def test_oversize_message(c):
 		check_reply(s.reply(), 250, "2.0.0", what="a message of exactly message_max")
 
 
+def test_bare_lf_in_data(c):
+	"""SMTP smuggling (RFC 5321 2.3.8): a bare LF or CR in DATA ends the
+	session with 521, the upstream never gets the message nor what hides
+	behind "\\n.\\r\\n", and nothing of it is delivered."""
+	cases = [
+	    (b"\n.\r\nMAIL FROM:<%s>\r\nRCPT TO:<%s>\r\nDATA\r\nsmuggled\r\n" % (ALICE.encode(), BOB.encode()), "LF"),
+	    (b"\r\n.\nRSET\r\n", "LF after the dot"),
+	    (b"\r\n.\rX\r\n", "CR"),
+	]
+	for i, (evil, what) in enumerate(cases):
+		acct = smtp_account(c, "smuggle%d@example.test" % i)
+		tok = token_for(c, acct)
+		mid, msg = make_message(ALICE, BOB, body=b"first line\r\n")
+		with login(c, acct, tok) as s:
+			s.expect("MAIL FROM:<%s>" % ALICE, 250, "2.1.0")
+			s.expect("RCPT TO:<%s>" % BOB, 250, "2.1.5")
+			s.expect("DATA", 354)
+			s.send(msg + evil + b"tail\r\n.\r\n")
+			r = s.reply()
+			eq(r.raw, b"521 5.5.2 Bare CR or LF in message data (RFC 5321 section 2.3.8); closing connection\r\n",
+			    "bare %s in DATA" % what)
+			eq(s.expect_eof(), b"", "closed after the 521 (%s)" % what)
+		wait_until(lambda: any(x.counts.get("data") == "0/1" for x in c.postfix.sessions("smuggle%d@example.test" % i)), 20,
+		    "Postfix to log the abandoned DATA (%s)" % what)
+		eq(find(c, BOB, mid), [], "the message with a bare %s upstream" % what)
+	contains(c.p.log_text(), "event=message result=bare_newline", "posternd log")
+
+
 def test_size_parameter_over_max(c):
 	with login(c, c.acct, c.tok) as s:
 		r = s.cmd("MAIL FROM:<%s> SIZE=%d" % (ALICE, MESSAGE_MAX + 1))

@@ -25,6 +25,9 @@ USERS = {
     "erin@example.test": "erin-pw",
     "frank@example.test": "frank-pw",
     "grace@example.test": "grace-pw",
+    "smuggle0@example.test": "smuggle0-pw",
+    "smuggle1@example.test": "smuggle1-pw",
+    "smuggle2@example.test": "smuggle2-pw",
 }
 REFUSED = "refused@example.test"	# 550 5.7.1 at RCPT (check_recipient_access)
 UNKNOWN = "nobody@example.test"		# 550 5.1.1 at RCPT (unlisted recipient)
