@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <cJSON.h>
 
@@ -283,27 +284,61 @@ tls_norm(struct aj *aj, const cJSON *v, const char *prefix)
 }
 
 /*
+ * true if the stored section old sends its credentials somewhere else than
+ * host/port/secure/starttls would: another server, or the same one with
+ * less (or other) protection on the way. A field missing from old counts
+ * as a change.
+ */
+static bool
+server_moved(const cJSON *old, const char *host, double port, bool secure,
+    const char *starttls)
+{
+	const cJSON *h, *p, *s, *t;
+
+	h = cJSON_GetObjectItemCaseSensitive(old, "host");
+	p = cJSON_GetObjectItemCaseSensitive(old, "port");
+	s = cJSON_GetObjectItemCaseSensitive(old, "secure");
+	t = cJSON_GetObjectItemCaseSensitive(old, "starttls");
+	return !cJSON_IsString(h) || strcasecmp(h->valuestring, host) != 0 ||
+	    !cJSON_IsNumber(p) || (long long)p->valuedouble != (long long)port ||
+	    !cJSON_IsBool(s) || (bool)cJSON_IsTrue(s) != secure ||
+	    !cJSON_IsString(t) || strcmp(t->valuestring, starttls) != 0;
+}
+
+/*
  * auth of an imap or smtp section (v NULL if the body has none). On PUT,
  * an omitted auth keeps the stored one and an omitted pass the stored
- * (sealed) password. Returns NULL if there is no auth or on error.
+ * (sealed) password, unless moved: a password stored for one server is
+ * never sent to another (or in the clear to the same one) on the say-so of
+ * an update that does not know it; the update must give it again.
+ * Returns NULL if there is no auth or on error.
  */
 static cJSON *
-server_auth(struct aj *aj, const cJSON *v, const char *name)
+server_auth(struct aj *aj, const cJSON *v, const char *name, bool moved)
 {
 	const cJSON	*old = NULL, *pass;
 	char		 field[128];
-	cJSON		*out;
+	cJSON		*out = NULL;
 
 	if (aj->stored != NULL &&
 	    (old = cJSON_GetObjectItemCaseSensitive(aj->stored, name)) != NULL)
 		old = cJSON_GetObjectItemCaseSensitive(old, "auth");
+	pass = cJSON_GetObjectItemCaseSensitive(old, "pass");
+	if (v != NULL) {
+		join(field, sizeof(field), name, "auth");
+		if ((out = auth_norm(aj, v, field, true)) == NULL)
+			return NULL;
+	}
+	if (pass != NULL && moved &&
+	    cJSON_GetObjectItemCaseSensitive(out, "pass") == NULL) {
+		cJSON_Delete(out);
+		join(field, sizeof(field), name, "auth.pass");
+		return fail(aj, field, "%s is required when %s.host, port, "
+		    "secure or starttls change", field, name);
+	}
 	if (v == NULL)
 		return old != NULL ? cJSON_Duplicate(old, true) : NULL;
-	join(field, sizeof(field), name, "auth");
-	if ((out = auth_norm(aj, v, field, true)) == NULL)
-		return NULL;
-	if (old != NULL && cJSON_GetObjectItemCaseSensitive(out, "pass") == NULL &&
-	    (pass = cJSON_GetObjectItemCaseSensitive(old, "pass")) != NULL)
+	if (pass != NULL && cJSON_GetObjectItemCaseSensitive(out, "pass") == NULL)
 		cJSON_AddItemToObject(out, "pass", cJSON_Duplicate(pass, true));
 	return out;
 }
@@ -315,8 +350,8 @@ server_norm(struct aj *aj, const cJSON *v, const char *name)
 	const bool	 imap = strcmp(name, "imap") == 0;
 	char		 field[128];
 	const cJSON	*e, *host = NULL, *port = NULL, *auth = NULL, *tls = NULL;
-	const cJSON	*sent = NULL, *maxc = NULL;
-	bool		 secure = false;
+	const cJSON	*sent = NULL, *maxc = NULL, *old;
+	bool		 secure = false, moved;
 	const char	*starttls = "required";
 	cJSON		*out, *sub;
 
@@ -378,7 +413,12 @@ server_norm(struct aj *aj, const cJSON *v, const char *name)
 	cJSON_AddNumberToObject(out, "port", port->valuedouble);
 	cJSON_AddBoolToObject(out, "secure", secure);
 	cJSON_AddStringToObject(out, "starttls", starttls);
-	if ((sub = server_auth(aj, auth, name)) == NULL && auth != NULL)
+	old = aj->stored != NULL ?
+	    cJSON_GetObjectItemCaseSensitive(aj->stored, name) : NULL;
+	moved = old != NULL && server_moved(old, host->valuestring,
+	    port->valuedouble, secure, starttls);
+	if ((sub = server_auth(aj, auth, name, moved)) == NULL &&
+	    (auth != NULL || aj->err->status != 0))
 		goto fail;
 	if (sub != NULL)
 		cJSON_AddItemToObject(out, "auth", sub);

@@ -26,7 +26,9 @@ cJSON	*account_json_create(const cJSON *body, struct account_json_err *);
  * and returns stored with the body applied: each top-level field given
  * replaces the stored one, null removes it; within imap/smtp, an omitted
  * auth keeps the stored auth and an omitted auth.pass the stored
- * password. Returns a new record, or NULL with err filled in. */
+ * password, except when host, port, secure or starttls change: then a
+ * stored password must be given again (err names "<imap|smtp>.auth.pass").
+ * Returns a new record, or NULL with err filled in. */
 cJSON	*account_json_update(const cJSON *stored, const cJSON *body,
 	    const char *account, struct account_json_err *);
 

@@ -197,12 +197,42 @@ admin_http_method_name(enum evhttp_cmd_type m)
 	return "OTHER";
 }
 
+/*
+ * s with every run of TOKEN_HEX_LEN or more hex digits replaced by
+ * "<redacted>", cut to about LOG_SEG_MAX bytes. Runs are measured on the
+ * whole of s before anything is cut, so that no cut leaves a token's head
+ * (most of its bits) in the log: a token may hide inside a longer run
+ * ("/v1/token/<token>x", "/<token>ab").
+ */
+static void
+log_seg_mask(const char *s, char *out, size_t outlen)
+{
+	static const char	 mask[] = "<redacted>";
+	size_t			 o = 0, run;
+
+	while (*s != '\0' && o + 1 < outlen) {
+		run = strspn(s, "0123456789abcdefABCDEF");
+		if (run >= TOKEN_HEX_LEN) {
+			for (const char *m = mask; *m != '\0' &&
+			    o + 1 < outlen; m++)
+				out[o++] = *m;
+			s += run;
+			continue;
+		}
+		if (run == 0)
+			run = 1;
+		for (; run > 0 && o + 1 < outlen; run--)
+			out[o++] = *s++;
+	}
+	out[o] = '\0';
+}
+
 void
 admin_http_log_path(char *const *segs, int nsegs, const char *last,
     char *out, size_t outlen)
 {
 	size_t	o = 0;
-	char	buf[LOG_SEG_MAX * 4 + 8];
+	char	buf[LOG_SEG_MAX * 4 + 8], masked[LOG_SEG_MAX + 1];
 
 	if (outlen == 0)
 		return;
@@ -214,8 +244,10 @@ admin_http_log_path(char *const *segs, int nsegs, const char *last,
 
 		if (i == nsegs - 1 && last != NULL)
 			s = last;
-		else if (token_is_wellformed(s))
-			s = "<redacted>";	/* might be a token */
+		else {
+			log_seg_mask(s, masked, sizeof(masked));
+			s = masked;
+		}
 		str_sanitize(s, LOG_SEG_MAX, buf, sizeof(buf));
 		if (o + 1 + strlen(buf) + 1 > outlen)
 			break;

@@ -112,9 +112,9 @@ const struct admin_route *admin_http_route(const struct admin_route *table,
 	    const char **params, bool *path_known);
 /* The method's name ("GET"). */
 const char *admin_http_method_name(enum evhttp_cmd_type);
-/* Path for the log line: segments joined, each sanitized; a 64-hex
- * segment (maybe a token) is "<redacted>"; last, if not NULL, replaces
- * the last segment. */
+/* Path for the log line: segments joined, each sanitized; a segment with a
+ * run of 64 or more hex digits (maybe a token, maybe mistyped) is
+ * "<redacted>"; last, if not NULL, replaces the last segment. */
 void	 admin_http_log_path(char *const *segs, int nsegs, const char *last,
 	    char *out, size_t outlen);
 

@@ -2,7 +2,8 @@
  * /v1/oauth2: OAuth2 applications (client id and secret at a provider)
  * that accounts name in oauth2.provider. Bodies are validated whole before
  * anything is written; the client secret is sealed with AAD
- * "<app id>\nclientSecret" and never returned.
+ * "<app id>\nclientSecret" and never returned. A PUT that changes where
+ * the secret goes (provider, tokenUrl, tenant) must give it again.
  */
 #include <stdarg.h>
 #include <stdbool.h>
@@ -242,6 +243,29 @@ app_norm(const cJSON *in, const char *id, const char *kept_secret,
 	return out;
 }
 
+/*
+ * true if the effective application in sends its client secret to another
+ * token endpoint than stored did: provider, tokenUrl or tenant (it is part
+ * of the outlook URL) differ. A field on one side only is a change.
+ */
+static bool
+app_moved(const cJSON *stored, const cJSON *in)
+{
+	static const char *const keys[] = { "provider", "tokenUrl", "tenant" };
+
+	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+		const cJSON *a = cJSON_GetObjectItemCaseSensitive(stored, keys[i]);
+		const cJSON *b = cJSON_GetObjectItemCaseSensitive(in, keys[i]);
+
+		if (a == NULL && b == NULL)
+			continue;
+		if (!cJSON_IsString(a) || !cJSON_IsString(b) ||
+		    strcmp(a->valuestring, b->valuestring) != 0)
+			return true;
+	}
+	return false;
+}
+
 cJSON *
 admin_oauth2_app_json(const cJSON *body, const cJSON *stored, const char *id,
     struct account_json_err *e)
@@ -299,6 +323,14 @@ admin_oauth2_app_json(const cJSON *body, const cJSON *stored, const char *id,
 				    v->string);
 			}
 	out = app_norm(in, id, kept, e);
+	/* Checked on the valid result, so that a bad tokenUrl is reported
+	 * as such. A stored secret never follows a new endpoint on the word
+	 * of an update that does not know it. */
+	if (out != NULL && kept != NULL && app_moved(stored, in)) {
+		cJSON_Delete(out);
+		out = fail(e, "clientSecret", "clientSecret is required when "
+		    "provider, tokenUrl or tenant change");
+	}
 	cJSON_Delete(in);
 	return out;
 }

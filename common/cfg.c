@@ -31,6 +31,9 @@
 #define CFG_QUOTE_MAX	100		/* value bytes quoted in a message */
 #define CFG_SUN_PATH	107		/* sizeof(sun_path) - 1 on Linux */
 #define CFG_SECRET_ENV	"POSTERN_SECRET"
+/* Highest Redis database number in [redis] url; TOK_DB_MAX in
+ * tokenstore/tok.h is the same limit (t_cfg.c checks that they agree). */
+#define CFG_REDIS_DB_MAX	1000
 
 #define CFG_MS_S	1000LL
 #define CFG_MS_M	(60 * CFG_MS_S)
@@ -445,16 +448,34 @@ cfg_redis_url_masked(const char *s, char *buf, size_t len)
 	return buf;
 }
 
-/* redis://[:password@]host:port[/db], redis://[ip6]:port[/db] or
- * unix:/path[?db=N]. The password is sent with AUTH (no ACL user name). */
+/* The database number of a redis URL: digits, 0..CFG_REDIS_DB_MAX.
+ * *range_r is set if it is a number, but too big. */
 static bool
-cfg_redis_url_ok(const char *s)
+cfg_redis_db_ok(const char *s, bool *range_r)
+{
+	long long n;
+
+	if (*s == '\0' || strspn(s, "0123456789") != strlen(s))
+		return false;
+	if (!str_to_ll(s, 0, CFG_REDIS_DB_MAX, &n)) {
+		*range_r = true;
+		return false;
+	}
+	return true;
+}
+
+/* redis://[:password@]host:port[/db], redis://[ip6]:port[/db] or
+ * unix:/path[?db=N]. The password is sent with AUTH (no ACL user name).
+ * *db_range_r is set if all is well but a db number too big. */
+static bool
+cfg_redis_url_ok(const char *s, bool *db_range_r)
 {
 	char		 auth[300], host[256];
 	const char	*p, *q;
 	long long	 n;
 	size_t		 len;
 
+	*db_range_r = false;
 	if (strncmp(s, "unix:", 5) == 0) {
 		p = s + 5;
 		len = strcspn(p, "?");
@@ -466,8 +487,8 @@ cfg_redis_url_ok(const char *s)
 				return false;
 		if (*q == '\0')
 			return true;
-		return strncmp(q, "?db=", 4) == 0 && isdigit((unsigned char)q[4]) &&
-		    str_to_ll(q + 4, 0, INT_MAX, &n);
+		return strncmp(q, "?db=", 4) == 0 &&
+		    cfg_redis_db_ok(q + 4, db_range_r);
 	}
 	if (strncmp(s, "redis://", 8) != 0)
 		return false;
@@ -487,18 +508,22 @@ cfg_redis_url_ok(const char *s)
 	memcpy(auth, p, len);
 	auth[len] = '\0';
 	q = p + len;
-	if (*q == '/' && !(isdigit((unsigned char)q[1]) &&
-	    str_to_ll(q + 1, 0, INT_MAX, &n)))
-		return false;
-	if (auth[0] == '[')
-		return cfg_hostport_parse(auth, false, host, sizeof(host), &n);
-	if ((p = strrchr(auth, ':')) == NULL || p == auth ||
-	    !isdigit((unsigned char)p[1]) || !str_to_ll(p + 1, 1, 65535, &n))
-		return false;
-	for (q = auth; q < p; q++)
-		if (!isalnum((unsigned char)*q) && *q != '.' && *q != '-')
+	/* The address first: a range error is only worth naming in an
+	 * otherwise good URL. */
+	if (auth[0] == '[') {
+		if (!cfg_hostport_parse(auth, false, host, sizeof(host), &n))
 			return false;
-	return true;
+	} else {
+		if ((p = strrchr(auth, ':')) == NULL || p == auth ||
+		    !isdigit((unsigned char)p[1]) ||
+		    !str_to_ll(p + 1, 1, 65535, &n))
+			return false;
+		for (const char *c = auth; c < p; c++)
+			if (!isalnum((unsigned char)*c) && *c != '.' &&
+			    *c != '-')
+				return false;
+	}
+	return *q == '\0' || cfg_redis_db_ok(q + 1, db_range_r);
 }
 
 /* One "ADDR:PORT MODE [proxy]" item; why gets the reason on failure. */
@@ -672,17 +697,25 @@ cfg_set(struct cfg *cfg, const struct cfg_key *k, const char *v, char *why,
 		if (cfg_paths_parse(k, v, &s, why, whylen) == -1)
 			return -1;
 		break;
-	case CFG_T_REDIS_URL:
-		if (!cfg_redis_url_ok(v)) {
+	case CFG_T_REDIS_URL: {
+		bool range;
+
+		if (!cfg_redis_url_ok(v, &range)) {
 			char masked[300];
 
+			cfg_redis_url_masked(v, masked, sizeof(masked));
+			if (range)
+				return cfg_bad(why, whylen, k, "database "
+				    "number in URL \"%s\" out of range "
+				    "(0..%d)", masked, CFG_REDIS_DB_MAX);
 			return cfg_bad(why, whylen, k, "bad URL \"%s\" (use "
 			    "redis://[:password@]host:port/db, "
 			    "redis://[::1]:port/db or unix:/path?db=N)",
-			    cfg_redis_url_masked(v, masked, sizeof(masked)));
+			    masked);
 		}
 		s = xstrdup(v);
 		break;
+	}
 	case CFG_T_PREFIX:
 		if (strlen(v) < (size_t)k->min || strlen(v) > (size_t)k->max ||
 		    !cfg_is_printable(v))

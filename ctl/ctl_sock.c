@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -18,6 +19,8 @@
 #include "ctl/ctl_sock.h"
 
 #define SOCK_CANDIDATES_MAX	4
+#define SOCK_CWD_DIR		"./run"
+#define SOCK_CWD		SOCK_CWD_DIR "/admin.sock"
 
 /*
  * A candidate counts if it is a socket, or if we may not look: then the
@@ -31,6 +34,32 @@ sock_exists(const char *path)
 	if (stat(path, &st) == 0)
 		return S_ISSOCK(st.st_mode);
 	return errno == EACCES;
+}
+
+/*
+ * ./run/admin.sock is found through the current directory, which may be
+ * anyone's (/tmp): whoever made the socket would receive the passwords of
+ * `account add`. It counts only if it is our own socket (not a link to
+ * one) in our own directory that others cannot write to (else they could
+ * swap it between this check and connect()). why_r says what was wrong.
+ */
+static bool
+sock_cwd_is_ours(const char **why_r)
+{
+	struct stat	st;
+	uid_t		uid = geteuid();
+
+	*why_r = NULL;
+	if (lstat(SOCK_CWD, &st) == -1)
+		return false;			/* nothing there: quietly */
+	if (!S_ISSOCK(st.st_mode))
+		*why_r = "not a socket";
+	else if (st.st_uid != uid)
+		*why_r = "not owned by you";
+	else if (lstat(SOCK_CWD_DIR, &st) == -1 || !S_ISDIR(st.st_mode) ||
+	    st.st_uid != uid || (st.st_mode & S_IWOTH) != 0)
+		*why_r = "its directory is not yours alone";
+	return *why_r == NULL;
 }
 
 /* Adds dirname(exe)/../run/admin.sock and dirname(exe)/run/admin.sock. */
@@ -58,7 +87,7 @@ char *
 ctl_sock_find(const char *opt)
 {
 	char		*cand[SOCK_CANDIDATES_MAX], *found = NULL;
-	const char	*env;
+	const char	*env, *why[SOCK_CANDIDATES_MAX] = { NULL };
 	int		 i, n = 0;
 
 	if (opt != NULL)
@@ -66,15 +95,22 @@ ctl_sock_find(const char *opt)
 	if ((env = getenv(CTL_SOCK_ENV)) != NULL && *env != '\0')
 		return xstrdup(env);
 	n = exe_candidates(cand, n);
-	cand[n++] = xstrdup("./run/admin.sock");
+	cand[n++] = xstrdup(SOCK_CWD);
 	cand[n++] = xstrdup(CTL_SOCK_SYSTEM);
-	for (i = 0; i < n && found == NULL; i++)
-		if (sock_exists(cand[i]))
+	for (i = 0; i < n && found == NULL; i++) {
+		if (strcmp(cand[i], SOCK_CWD) == 0) {
+			if (sock_cwd_is_ours(&why[i]))
+				found = xstrdup(cand[i]);
+		} else if (sock_exists(cand[i]))
 			found = xstrdup(cand[i]);
+	}
 	if (found == NULL) {
 		ctl_err("no admin socket found; tried:");
 		for (i = 0; i < n; i++)
-			fprintf(stderr, "  %s\n", cand[i]);
+			fprintf(stderr, "  %s%s%s%s\n", cand[i],
+			    why[i] != NULL ? " (ignored: " : "",
+			    why[i] != NULL ? why[i] : "",
+			    why[i] != NULL ? ")" : "");
 		fprintf(stderr, "Is posternd running? Use -s SOCKET or set "
 		    CTL_SOCK_ENV ".\n");
 	}

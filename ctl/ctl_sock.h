@@ -1,6 +1,8 @@
 /*
  * Where the admin socket is: -s, $POSTERN_ADMIN_SOCKET, run/admin.sock in
- * the checkout the binary was built in, ./run/admin.sock, then the
+ * the checkout the binary was built in, ./run/admin.sock (only a socket of
+ * ours in a ./run of ours that others cannot write: a socket planted in a
+ * shared directory would receive the passwords we send), then the
  * packaged /run/postern/admin.sock.
  */
 #ifndef CTL_CTL_SOCK_H

@@ -125,6 +125,18 @@ imap_bye(struct sess *s, const char *text, const char *reason)
 	sess_close_after_flush(s, reason);
 }
 
+/* A close is pending (token revoked, ...) while a login step was under
+ * way: what it brings is dropped, and nothing is answered or started. */
+static bool
+imap_gone(struct sess *s, struct imap *im)
+{
+	if (!sess_close_pending(s))
+		return false;
+	imap_abort_login(s, im);
+	im->state = IMAP_S_CLOSING;
+	return true;
+}
+
 static void
 imap_bad(struct sess *s, struct imap *im, const char *tag, const char *text)
 {
@@ -154,7 +166,8 @@ cmd_noop(struct sess *s, struct imap *im, const struct imap_cmd *c)
 static void
 cmd_logout(struct sess *s, struct imap *im, const struct imap_cmd *c)
 {
-	(void)im;
+	/* Whatever was pipelined after it is neither parsed nor run. */
+	im->state = IMAP_S_CLOSING;
 	sess_printf(s, "* BYE Logging out\r\n%s OK Logout completed\r\n",
 	    c->tag);
 	sess_close_after_flush(s, "logout");
@@ -193,6 +206,8 @@ imap_delay_cb(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
+	if (imap_gone(s, im))
+		return;
 	sess_write(s, im->delayed_reply, strlen(im->delayed_reply));
 	free(im->delayed_reply);
 	im->delayed_reply = NULL;
@@ -205,7 +220,8 @@ imap_delay_cb(evutil_socket_t fd, short what, void *arg)
 	imap_process(s);
 }
 
-/* Replies "<tag> <tail>" after the failure delay (or at once). */
+/* Replies "<tag> <tail>" after the failure delay (or at once); a failure
+ * counts towards auth_failures_max. */
 static void
 imap_reply_later(struct sess *s, struct imap *im, bool failure,
     const char *tail)
@@ -230,8 +246,10 @@ imap_up_done_cb(void *arg, enum up_fail fail, const char *why)
 	struct sess		*s = arg;
 	struct imap		*im = s->proto;
 	struct bufferevent	*up;
-	char			 caps[4096];
+	const char		*caps;
 
+	if (imap_gone(s, im))
+		return;
 	if (fail != UP_OK) {
 		char text[512];
 
@@ -252,20 +270,26 @@ imap_up_done_cb(void *arg, enum up_fail fail, const char *why)
 		s->slot_held = false;
 		free(s->account);
 		s->account = NULL;
-		imap_reply_later(s, im, false, text);
+		/* The upstream refusing our stored password is a failed
+		 * login: delayed and counted, or a client could make us
+		 * hammer the real server into locking the mailbox. A
+		 * connect error or timeout is not the client's doing. */
+		imap_reply_later(s, im, fail == UP_FAIL_AUTH, text);
 		return;
 	}
-	snprintf(caps, sizeof(caps), "%s", up_imap_capabilities(im->up));
 	sess_log(s, LOG_LVL_INFO, "event=login result=ok account=%s "
 	    "upstream=%s:%d mech=%s ms=%lld", s->account, im->target->host,
 	    im->target->port, up_imap_mech(im->up),
 	    str_now_ms() - s->started_ms);
 	tok_account_set_state(s->w->tok, s->account, "connected", NULL);
+	/* In pieces: an upstream may list kilobytes of capabilities. */
+	caps = up_imap_capabilities(im->up);
+	sess_write(s, "* CAPABILITY ", 13);
+	sess_write(s, caps, strlen(caps));
+	sess_printf(s, "\r\n%s OK %s authenticated\r\n", im->tag, s->account);
 	up = up_imap_steal_bev(im->up);
 	up_imap_free(&im->up);
 	up_target_free(&im->target);
-	sess_printf(s, "* CAPABILITY %s\r\n%s OK %s authenticated\r\n", caps,
-	    im->tag, s->account);
 	im->state = IMAP_S_RELAY;
 	imap_parse_free(&im->parse);
 	sess_logged_in(s);
@@ -279,6 +303,10 @@ imap_slot_cb(void *arg, int rc)
 	struct imap	*im = s->proto;
 
 	im->slot_req = NULL;
+	if (rc == 1)
+		s->slot_held = true;	/* given back if we are going */
+	if (imap_gone(s, im))
+		return;
 	if (rc != 1) {
 		sess_log(s, LOG_LVL_INFO, "event=login result=%s account=%s",
 		    rc == 0 ? "limit" : "tempfail", s->account);
@@ -290,7 +318,6 @@ imap_slot_cb(void *arg, int rc)
 		    "NO [UNAVAILABLE] Temporary failure, try again later");
 		return;
 	}
-	s->slot_held = true;
 	im->up = up_imap_new(&s->w->up, im->target, imap_up_done_cb, s);
 }
 
@@ -301,6 +328,8 @@ imap_auth_cb(void *arg, struct auth_result *res)
 	struct imap	*im = s->proto;
 
 	im->auth = NULL;
+	if (imap_gone(s, im))
+		return;
 	if (res->verdict != AUTH_OK) {
 		char buf[200];
 
@@ -513,6 +542,12 @@ imap_shutdown(struct sess *s)
 }
 
 static void
+imap_revoked(struct sess *s)
+{
+	imap_bye(s, "Access token revoked", "token revoked");
+}
+
+static void
 imap_free(struct sess *s)
 {
 	struct imap *im = s->proto;
@@ -535,5 +570,6 @@ const struct sess_ops imap_ops = {
 	.tls_done = imap_tls_done,
 	.login_timeout = imap_login_timeout,
 	.shutdown = imap_shutdown,
+	.revoked = imap_revoked,
 	.free = imap_free,
 };

@@ -42,7 +42,10 @@ struct relay {
 };
 
 /* Stops relaying: nothing more is read from either side; the session
- * closes once what is queued towards "to" has been written. */
+ * closes once what is queued towards "to" has been written, or at the
+ * session's flush bound: a side that has stopped reading (an upstream
+ * stuck behind a half-closed client's last bytes, a client that never
+ * reads) must not hold the session, its descriptors and its slot. */
 static void
 relay_stop(struct relay *r, struct bufferevent *to, const char *reason)
 {
@@ -57,6 +60,8 @@ relay_stop(struct relay *r, struct bufferevent *to, const char *reason)
 	bufferevent_enable(to, EV_WRITE);
 	if (evbuffer_get_length(bufferevent_get_output(to)) == 0)
 		sess_close(r->s, reason);
+	else
+		sess_flush_limit(r->s, reason);
 }
 
 static void

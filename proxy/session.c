@@ -32,6 +32,8 @@
 #include "tokenstore/tok_conn.h"
 
 #define SESS_PRELOGIN_READ_MAX	(64 * 1024)
+#define SESS_OUT_HWM		(64 * 1024)	/* replies queued: stop reading */
+#define SESS_OUT_LWM		(16 * 1024)	/* drained below: read again */
 #define SESS_FLUSH_CLOSE_MS	5000
 #define SESS_LINGER_MS		2000		/* lingering close bound */
 #define SESS_LINGER_MAX		(1024 * 1024)	/* bytes discarded at most */
@@ -44,6 +46,9 @@ static void	sess_event_cb(struct bufferevent *, short, void *);
 enum {
 	SESS_F_STARTTLS = 1,	/* waiting for the OK to flush */
 	SESS_F_FLUSHCLOSE = 2,
+	SESS_F_OUTPAUSE = 4,	/* reading paused: client not reading */
+	SESS_F_CLOSEPEND = 8,	/* sess_close_after_flush was called */
+	SESS_F_NOREAD = 16,	/* the protocol paused reading */
 };
 static int	sess_flags_get(struct sess *);
 
@@ -323,32 +328,48 @@ sess_write(struct sess *s, const char *buf, size_t len)
 	bufferevent_write(s->bev, buf, len);
 }
 
+/* Straight into the output buffer: no fixed-size buffer to cut a long
+ * line (an upstream's capability list) and its CRLF off. */
 void
 sess_printf(struct sess *s, const char *fmt, ...)
 {
-	char	buf[4096];
 	va_list	ap;
-	int	n;
 
-	va_start(ap, fmt);
-	n = vsnprintf(buf, sizeof(buf), fmt, ap);
-	va_end(ap);
-	if (n < 0)
+	if (s->closing)
 		return;
-	if ((size_t)n >= sizeof(buf))
-		n = sizeof(buf) - 1;
-	sess_write(s, buf, (size_t)n);
+	va_start(ap, fmt);
+	evbuffer_add_vprintf(bufferevent_get_output(s->bev), fmt, ap);
+	va_end(ap);
 }
 
+/*
+ * Two reasons to stop reading the client: the protocol's (busy with a
+ * login, a delay, an upstream), kept here, and the output pause below.
+ * Reading resumes only when neither holds.
+ */
 void
 sess_read_enable(struct sess *s, bool on)
 {
-	if (s->closing)
+	/* Once a close is pending (revoked token, 421, QUIT) nothing more
+	 * is read, whatever a late callback of the protocol wants. */
+	if (s->closing || (on && sess_close_pending(s)))
 		return;
-	if (on)
+	sess_flags_set(s, SESS_F_NOREAD, !on);
+	if (on && (sess_flags_get(s) & SESS_F_OUTPAUSE) == 0)
 		bufferevent_enable(s->bev, EV_READ);
-	else
+	else if (!on)
 		bufferevent_disable(s->bev, EV_READ);
+}
+
+/* Ends an output pause without resuming reading; the write callback is
+ * wanted at an empty buffer again (flush-and-close, STARTTLS). */
+static void
+sess_unpause(struct sess *s)
+{
+	if ((sess_flags_get(s) & SESS_F_OUTPAUSE) == 0)
+		return;
+	sess_flags_set(s, SESS_F_OUTPAUSE, false);
+	bufferevent_setwatermark(s->bev, EV_WRITE, 0, 0);
 }
 
 static void
@@ -357,6 +378,7 @@ sess_do_starttls(struct sess *s)
 	struct bufferevent *old = s->bev;
 
 	sess_flags_set(s, SESS_F_STARTTLS, false);
+	sess_unpause(s);
 	/* Anything pipelined after STARTTLS was sent in clear and must not be
 	 * taken as coming from inside TLS (CVE-2011-0411). */
 	evbuffer_drain(bufferevent_get_input(old),
@@ -378,11 +400,19 @@ void
 sess_starttls(struct sess *s)
 {
 	sess_flags_set(s, SESS_F_STARTTLS, true);
+	sess_unpause(s);
 	bufferevent_disable(s->bev, EV_READ);
 	if (evbuffer_get_length(bufferevent_get_output(s->bev)) == 0)
 		sess_do_starttls(s);
 }
 
+/*
+ * A client that pipelines commands and never reads the answers (NOOP, ID,
+ * EHLO over and over) would have them queued without bound: past
+ * SESS_OUT_HWM bytes of output we stop reading it until it has taken all
+ * but SESS_OUT_LWM. Only before the relay, which has its own backpressure
+ * and callbacks; not while a close or STARTTLS waits for the last byte.
+ */
 static void
 sess_read_cb(struct bufferevent *bev, void *arg)
 {
@@ -392,6 +422,14 @@ sess_read_cb(struct bufferevent *bev, void *arg)
 	if (s->closing)
 		return;
 	s->ops->read(s);
+	if (s->closing || s->relay != NULL || s->bev == NULL ||
+	    (sess_flags_get(s) & (SESS_F_STARTTLS | SESS_F_CLOSEPEND)) ||
+	    evbuffer_get_length(bufferevent_get_output(s->bev)) <=
+	    SESS_OUT_HWM)
+		return;
+	sess_flags_set(s, SESS_F_OUTPAUSE, true);
+	bufferevent_disable(s->bev, EV_READ);
+	bufferevent_setwatermark(s->bev, EV_WRITE, SESS_OUT_LWM, 0);
 }
 
 static void
@@ -461,14 +499,32 @@ sess_linger(struct sess *s)
 static void
 sess_write_cb(struct bufferevent *bev, void *arg)
 {
-	struct sess *s = arg;
+	struct sess	*s = arg;
+	int		 f = sess_flags_get(s);
 
-	(void)bev;
-	if (sess_flags_get(s) & SESS_F_FLUSHCLOSE) {
+	if (s->closing)
+		return;
+	if (f & SESS_F_OUTPAUSE) {
+		sess_unpause(s);
+		/* Drained below the low-water mark: read again if the
+		 * protocol wants to. Input read before the pause gets no
+		 * new read event: hand it over now. */
+		if ((f & (SESS_F_FLUSHCLOSE | SESS_F_STARTTLS |
+		    SESS_F_NOREAD | SESS_F_CLOSEPEND)) == 0) {
+			bufferevent_enable(bev, EV_READ);
+			if (evbuffer_get_length(bufferevent_get_input(bev)) > 0)
+				sess_read_cb(bev, s);
+			return;
+		}
+	}
+	/* Closing and STARTTLS want every byte written, not just most. */
+	if (evbuffer_get_length(bufferevent_get_output(bev)) > 0)
+		return;
+	if (f & SESS_F_FLUSHCLOSE) {
 		sess_linger(s);
 		return;
 	}
-	if (sess_flags_get(s) & SESS_F_STARTTLS)
+	if (f & SESS_F_STARTTLS)
 		sess_do_starttls(s);
 }
 
@@ -534,12 +590,32 @@ sess_close(struct sess *s, const char *reason)
 }
 
 void
+sess_flush_limit(struct sess *s, const char *reason)
+{
+	struct timeval tv = { SESS_FLUSH_CLOSE_MS / 1000,
+			    (SESS_FLUSH_CLOSE_MS % 1000) * 1000 };
+
+	if (s->closing)
+		return;
+	((struct sess_priv *)s)->close_reason = reason;
+	evtimer_del(s->login_timer);
+	evtimer_assign(s->login_timer, s->w->base, sess_flush_timeout_cb, s);
+	evtimer_add(s->login_timer, &tv);
+}
+
+bool
+sess_close_pending(const struct sess *s)
+{
+	return s->closing ||
+	    (((const struct sess_priv *)s)->flags & SESS_F_CLOSEPEND);
+}
+
+void
 sess_close_after_flush(struct sess *s, const char *reason)
 {
-	struct timeval tv;
-
 	if (s->closing || ((struct sess_priv *)s)->linger_ev != NULL)
 		return;
+	sess_flags_set(s, SESS_F_CLOSEPEND, true);
 	bufferevent_disable(s->bev, EV_READ);
 	((struct sess_priv *)s)->close_reason = reason;
 	/* After login the relay owns the callbacks: it stops reading the
@@ -552,13 +628,10 @@ sess_close_after_flush(struct sess *s, const char *reason)
 		sess_linger(s);
 		return;
 	}
+	sess_unpause(s);
 	sess_flags_set(s, SESS_F_FLUSHCLOSE, true);
 	/* Bound: a client that never reads must not keep us. */
-	tv.tv_sec = SESS_FLUSH_CLOSE_MS / 1000;
-	tv.tv_usec = 0;
-	evtimer_del(s->login_timer);
-	evtimer_assign(s->login_timer, s->w->base, sess_flush_timeout_cb, s);
-	evtimer_add(s->login_timer, &tv);
+	sess_flush_limit(s, reason);
 }
 
 void
@@ -581,6 +654,8 @@ sess_logged_in(struct sess *s)
 void
 sess_relay(struct sess *s, struct bufferevent *up)
 {
+	/* The relay's own callbacks and backpressure from here on. */
+	sess_flags_set(s, SESS_F_OUTPAUSE | SESS_F_NOREAD, false);
 	bufferevent_setwatermark(s->bev, EV_READ, 0, 0);
 	s->relay = relay_new(s, up);
 }

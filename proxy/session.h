@@ -28,7 +28,10 @@ struct sess_ops {
 	void		 (*read)(struct sess *);	/* client input */
 	void		 (*tls_done)(struct sess *);	/* after STARTTLS */
 	void		 (*login_timeout)(struct sess *);
-	void		 (*shutdown)(struct sess *);	/* revoked, drain */
+	void		 (*shutdown)(struct sess *);	/* drain */
+	/* Token revoked before the relay (optional): say goodbye and close,
+	 * dropping a login in flight. */
+	void		 (*revoked)(struct sess *);
 	void		 (*free)(struct sess *);	/* protocol state */
 };
 
@@ -78,7 +81,13 @@ void		 sess_starttls(struct sess *);
 void		 sess_close(struct sess *, const char *reason);
 /* Closes once queued output has been written (bounded by a short timer). */
 void		 sess_close_after_flush(struct sess *, const char *reason);
-/* Pause / resume reading client input. */
+/* Arms that bound alone: closes with reason (static text) unless closed
+ * within it; for the relay flushing towards the upstream. */
+void		 sess_flush_limit(struct sess *, const char *reason);
+/* Closed, or closing once flushed: start and answer nothing more. */
+bool		 sess_close_pending(const struct sess *);
+/* Pause / resume reading client input: the protocol's wish; reading also
+ * waits while a client that does not read has too much output queued. */
 void		 sess_read_enable(struct sess *, bool);
 /* Session-prefixed log line. */
 void		 sess_log(struct sess *, int level, const char *fmt, ...)

@@ -81,6 +81,11 @@ struct smtp {
 
 static char	smtp_hostname[256];
 
+/* The MAIL/RCPT lines we relay are rebuilt (smtp_parse_mail_line) to fit
+ * what up_smtp sends, whatever [smtp] line_max lets a client send us. */
+_Static_assert(SMTP_PARSE_RELAY_MAX <= UP_SMTP_CMD_LINE_MAX,
+    "relayed MAIL/RCPT lines must fit the upstream command line limit");
+
 static void	smtp_process(struct sess *);
 static void	smtp_up_rset(struct sess *, struct smtp *, enum smtp_after);
 static void	smtp_up_done_cb(void *, enum up_fail, const char *);
@@ -210,6 +215,21 @@ cmd_starttls(struct sess *s, struct smtp *sm, const struct smtp_cmd *c)
 	if (s->tls || s->lcfg->tls != CFG_TLS_STARTTLS) {
 		smtp_bad(s, sm, s->tls ? "503 5.5.1 TLS already active" :
 		    "502 5.5.1 STARTTLS not available on this port");
+		return;
+	}
+	/* RFC 3207 4.2: the server must discard what it learnt before TLS,
+	 * the login and the transaction included (and with them the
+	 * account's slot and the upstream). Only reachable with
+	 * allow_plaintext_auth; refuse rather than half-forget: TLS comes
+	 * before AUTH or not at all. */
+	if (sm->mail) {
+		smtp_bad(s, sm, "503 5.5.1 Error: STARTTLS not allowed during "
+		    "a mail transaction");
+		return;
+	}
+	if (sm->authed) {
+		smtp_bad(s, sm, "503 5.5.1 Error: STARTTLS not allowed after "
+		    "AUTH");
 		return;
 	}
 	smtp_reply(s, "220 2.0.0 Ready to start TLS");
@@ -549,7 +569,7 @@ static void
 cmd_mail(struct sess *s, struct smtp *sm, const struct smtp_cmd *c)
 {
 	struct smtp_parse_mail	 m;
-	char			 err[256];
+	char			 err[256], line[SMTP_PARSE_RELAY_MAX];
 
 	if (!sm->ehlo) {
 		smtp_bad(s, sm, "503 5.5.1 Error: send HELO/EHLO first");
@@ -574,11 +594,17 @@ cmd_mail(struct sess *s, struct smtp *sm, const struct smtp_cmd *c)
 		    "message size");
 		return;
 	}
+	/* Rebuilt, not the client's text: it fits the upstream's line
+	 * limit, and AUTH= is left out (smtp_parse.h). */
+	if (smtp_parse_mail_line(&m, line, sizeof(line)) == -1) {
+		smtp_reply(s, "500 5.5.2 Line too long");
+		return;
+	}
 	sm->smtputf8 = m.smtputf8;
 	sm->state = SMTP_S_BUSY;
 	sess_read_enable(s, false);
 	/* Kept until the MAIL's reply: a reconnect sends it again. */
-	sm->pending_line = xasprintf("MAIL %s", c->args);
+	sm->pending_line = xstrdup(line);
 	if (sm->up == NULL) {
 		/* First transaction (or the upstream went away): log in
 		 * upstream now, then send this MAIL. */
@@ -618,7 +644,7 @@ static void
 cmd_rcpt(struct sess *s, struct smtp *sm, const struct smtp_cmd *c)
 {
 	struct smtp_parse_rcpt	 r;
-	char			 err[256], *line;
+	char			 err[256], line[SMTP_PARSE_RELAY_MAX];
 
 	if (!sm->mail) {
 		smtp_bad(s, sm, "503 5.5.1 Error: need MAIL command");
@@ -628,15 +654,18 @@ cmd_rcpt(struct sess *s, struct smtp *sm, const struct smtp_cmd *c)
 		smtp_bad(s, sm, err);
 		return;
 	}
+	/* Rebuilt as MAIL's is (cmd_mail). */
+	if (smtp_parse_rcpt_line(&r, line, sizeof(line)) == -1) {
+		smtp_reply(s, "500 5.5.2 Line too long");
+		return;
+	}
 	sm->rcpt_tried = true;
 	sm->state = SMTP_S_BUSY;
 	sess_read_enable(s, false);
-	line = xasprintf("RCPT %s", c->args);
 	if (up_smtp_cmd(sm->up, line, smtp_rcpt_reply_cb, s) == -1) {
 		smtp_up_lost(s, sm, "451 4.3.0 Internal error", "cmd refused");
 		smtp_resume(s, sm);
 	}
-	free(line);
 }
 
 static void	smtp_data_feed(struct sess *, struct smtp *);
@@ -682,6 +711,20 @@ smtp_end_reply_cb(void *arg, enum up_fail fail, const struct up_smtp_resp *r,
 }
 
 /* Moves message bytes from the client to the upstream as they come. */
+
+/* A message that must never be completed upstream (over the size limit,
+ * or with a bare CR or LF): its upstream connection is dropped mid-DATA,
+ * so the upstream discards it; the next MAIL opens a new one. */
+static void
+smtp_data_abandon(struct sess *s, struct smtp *sm, const char *result)
+{
+	sess_log(s, LOG_LVL_INFO, "event=message result=%s account=%s",
+	    result, s->account);
+	up_smtp_free(&sm->up);
+	smtp_sent_free(&sm->sent);
+	sm->up_ready = false;
+	smtp_tx_reset(sm);
+}
 static void
 smtp_data_feed(struct sess *s, struct smtp *sm)
 {
@@ -703,30 +746,16 @@ smtp_data_feed(struct sess *s, struct smtp *sm)
 	}
 	if (rc == SMTP_PARSE_DATA_BARE) {
 		/* RFC 5321 2.3.8; as Postfix's smtpd_forbid_bare_newline:
-		 * the upstream never gets the end of this message (its
-		 * connection is dropped mid-DATA, so it discards it), and
 		 * with line ends in doubt there is no safe place to resume
 		 * reading commands: answer and close. */
-		sess_log(s, LOG_LVL_INFO, "event=message result=bare_newline "
-		    "account=%s", s->account);
-		up_smtp_free(&sm->up);
-		smtp_sent_free(&sm->sent);
-		sm->up_ready = false;
-		smtp_tx_reset(sm);
+		smtp_data_abandon(s, sm, "bare_newline");
 		smtp_reply(s, "521 5.5.2 Bare CR or LF in message data (RFC "
 		    "5321 section 2.3.8); closing connection");
 		sess_close_after_flush(s, "bare CR or LF in DATA");
 		return;
 	}
 	if (rc == SMTP_PARSE_DATA_TOOBIG) {
-		/* The truncated message must never be completed upstream:
-		 * drop that connection; the next MAIL opens a new one. */
-		sess_log(s, LOG_LVL_INFO, "event=message result=too_big "
-		    "account=%s", s->account);
-		up_smtp_free(&sm->up);
-		smtp_sent_free(&sm->sent);
-		sm->up_ready = false;
-		smtp_tx_reset(sm);
+		smtp_data_abandon(s, sm, "too_big");
 		smtp_reply(s, "552 5.3.4 Message size exceeds fixed maximum "
 		    "message size");
 		smtp_resume(s, sm);
@@ -816,15 +845,25 @@ smtp_rset_reply_cb(void *arg, enum up_fail fail, const struct up_smtp_resp *r,
 {
 	struct sess	*s = arg;
 	struct smtp	*sm = s->proto;
+	char		 tmp[256], buf[200];
 
-	(void)r;
-	if (fail != UP_OK) {
-		/* Nothing to lose: drop the upstream, the next MAIL opens
-		 * a new one. */
+	if (fail != UP_OK || r->code / 100 != 2) {
+		/* The client gets 250: no transaction may be left anywhere.
+		 * An upstream that did not confirm its RSET may still hold
+		 * one, with its recipients, so drop that connection: closing
+		 * aborts an open transaction (RFC 5321 3.8, 4.1.1.10), and
+		 * the next MAIL logs in on a new one. */
+		if (fail == UP_OK) {
+			snprintf(tmp, sizeof(tmp), "RSET refused: %d%s%s %s",
+			    r->code, r->ecode[0] != '\0' ? " " : "", r->ecode,
+			    r->text);
+			why = str_sanitize(tmp, 160, buf, sizeof(buf));
+		}
+		sess_log(s, fail == UP_OK ? LOG_LVL_WARN : LOG_LVL_DEBUG,
+		    "event=upstream_rset_fail account=%s reason=\"%s\"",
+		    s->account, why);
 		up_smtp_free(&sm->up);
 		sm->up_ready = false;
-		sess_log(s, LOG_LVL_DEBUG, "event=upstream_rset_fail "
-		    "reason=\"%s\"", why);
 	}
 	smtp_after_rset(s, sm);
 	smtp_resume(s, sm);
@@ -930,7 +969,9 @@ smtp_process(struct sess *s)
 	struct evbuffer	*in = bufferevent_get_input(s->bev);
 	const char	*line;
 
-	while (!s->closing && sm->delayed_reply == NULL) {
+	/* Not after a close became pending (a revoked token's 421, QUIT):
+	 * commands already buffered behind it are not served. */
+	while (!sess_close_pending(s) && sm->delayed_reply == NULL) {
 		switch (sm->state) {
 		case SMTP_S_DATA:
 			smtp_data_feed(s, sm);
@@ -1016,10 +1057,18 @@ smtp_free(struct sess *s)
 
 	if (sm == NULL)
 		return;
-	if (sm->state == SMTP_S_DATA || sm->state == SMTP_S_DATA_END)
+	if (sm->state == SMTP_S_DATA)
 		sess_log(s, LOG_LVL_INFO, "event=message result=aborted "
 		    "account=%s reason=\"client gone during DATA\"",
 		    s->account);
+	else if (sm->state == SMTP_S_DATA_END)
+		/* The terminator went out: the QUIT that up_smtp_free sends
+		 * after it lets the upstream accept the message, and we
+		 * never learn whether it did. */
+		sess_log(s, LOG_LVL_INFO, "event=message result=unknown "
+		    "account=%s size=%llu reason=\"session closed before "
+		    "the upstream's reply to the end of DATA\"", s->account,
+		    (unsigned long long)smtp_parse_data_size(sm->parse));
 	auth_cancel(sm->auth);
 	tok_req_cancel(sm->slot_req);
 	/* Freed without the terminator: the upstream drops a half-sent

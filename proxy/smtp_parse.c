@@ -767,7 +767,10 @@ smtp_parse_mail_from(const char *args, struct smtp_parse_mail *m, char *err,
 			m->smtputf8 = true;
 		} else if (kw_is(&pm, "AUTH")) {
 			/* RFC 4954 section 5: part of AUTH, which we
-			 * offer; the submitter is the login, so ignore. */
+			 * offer. Checked, then dropped (not relayed): the
+			 * upstream session is logged in as the account,
+			 * so the submitter is that login, not the
+			 * client's claim. */
 			if (seen_auth)
 				return fail(err, errlen,
 				    "501 5.5.4 Duplicate AUTH parameter");
@@ -818,4 +821,48 @@ smtp_parse_rcpt_to(const char *args, bool smtputf8, struct smtp_parse_rcpt *r,
 	if (rc == 1)
 		return unsupported(err, errlen, &pm);
 	return 0;
+}
+
+/*
+ * The longest line smtp_parse_mail_line can build: the longest address
+ * (SMTP_PARSE_PATH_MAX with its brackets), the largest SIZE, the longer
+ * BODY value and SMTPUTF8, plus CRLF.
+ */
+#define MAIL_LINE_LONGEST (sizeof("MAIL FROM:") - 1 + SMTP_PARSE_PATH_MAX + \
+	    sizeof(" SIZE=18446744073709551615") - 1 + \
+	    sizeof(" BODY=8BITMIME") - 1 + sizeof(" SMTPUTF8") - 1 + 2)
+_Static_assert(MAIL_LINE_LONGEST <= SMTP_PARSE_RELAY_MAX,
+    "a rebuilt MAIL line must fit SMTP_PARSE_RELAY_MAX");
+_Static_assert(sizeof("RCPT TO:") - 1 + SMTP_PARSE_PATH_MAX + 2 <=
+    SMTP_PARSE_RELAY_MAX, "a rebuilt RCPT line must fit SMTP_PARSE_RELAY_MAX");
+
+/* 0 if a line of n bytes plus CRLF fits buflen (the NUL then fits too). */
+static int
+fits(int n, size_t buflen)
+{
+	return n >= 0 && (size_t)n + 2 <= buflen ? 0 : -1;
+}
+
+int
+smtp_parse_mail_line(const struct smtp_parse_mail *m, char *buf,
+    size_t buflen)
+{
+	char	size[32] = "";
+
+	if (m->has_size)
+		snprintf(size, sizeof(size), " SIZE=%llu",
+		    (unsigned long long)m->size);
+	/* The source route and AUTH= are gone; the rest is what we checked,
+	 * in a canonical spelling (RFC 5321 4.1.1.3: routes are ignored). */
+	return fits(snprintf(buf, buflen, "MAIL FROM:<%s>%s%s%s", m->addr,
+	    size, m->body == SMTP_PARSE_BODY_7BIT ? " BODY=7BIT" :
+	    m->body == SMTP_PARSE_BODY_8BITMIME ? " BODY=8BITMIME" : "",
+	    m->smtputf8 ? " SMTPUTF8" : ""), buflen);
+}
+
+int
+smtp_parse_rcpt_line(const struct smtp_parse_rcpt *r, char *buf,
+    size_t buflen)
+{
+	return fits(snprintf(buf, buflen, "RCPT TO:<%s>", r->addr), buflen);
 }

@@ -19,6 +19,10 @@ struct smtp_parse;
 #define SMTP_PARSE_AUTH_LINE_MAX 12288	/* RFC 4954 section 4 */
 #define SMTP_PARSE_VERB_MAX	16	/* longest real verb: STARTTLS */
 #define SMTP_PARSE_PATH_MAX	256	/* RFC 5321 4.5.3.1.3, with "<" ">" */
+/* A MAIL or RCPT line as relayed upstream, CRLF included: RFC 5321
+ * 4.5.3.1.4, which every server accepts. Also the size of the buffer that
+ * smtp_parse_mail_line and smtp_parse_rcpt_line write into. */
+#define SMTP_PARSE_RELAY_MAX	512
 
 enum smtp_parse_rc {
 	/* No complete line yet. An incomplete line stays in the evbuffer
@@ -121,7 +125,8 @@ enum smtp_parse_body {
 
 /* MAIL FROM:<reverse-path> [SIZE=n] [BODY=7BIT|8BITMIME] [SMTPUTF8]
  * [AUTH=xtext] (RFC 5321, 1870, 6152, 6531, 4954 section 5; AUTH= is
- * accepted and ignored). */
+ * checked for syntax, then dropped: it is not kept here, so it is never
+ * relayed). */
 struct smtp_parse_mail {
 	char			 addr[SMTP_PARSE_PATH_MAX];	/* "" for <> */
 	bool			 has_size;
@@ -147,5 +152,19 @@ int	 smtp_parse_mail_from(const char *args, struct smtp_parse_mail *m,
 	    char *err, size_t errlen);
 int	 smtp_parse_rcpt_to(const char *args, bool smtputf8,
 	    struct smtp_parse_rcpt *r, char *err, size_t errlen);
+/*
+ * The line to relay upstream for a parsed MAIL or RCPT, without CRLF:
+ * "MAIL FROM:<addr>" [" SIZE=n"] [" BODY=..."] [" SMTPUTF8"], "RCPT
+ * TO:<addr>". Rebuilt from the parsed fields, never copied from the
+ * client's line, which may be as long as [smtp] line_max (spaces, a long
+ * AUTH= value): the result always fits SMTP_PARSE_RELAY_MAX, CRLF
+ * included, and holds nothing that was not checked. Pass buflen
+ * SMTP_PARSE_RELAY_MAX. 0, or -1 if the line and a CRLF would not fit
+ * buflen (never with SMTP_PARSE_RELAY_MAX; buf is then truncated).
+ */
+int	 smtp_parse_mail_line(const struct smtp_parse_mail *m, char *buf,
+	    size_t buflen);
+int	 smtp_parse_rcpt_line(const struct smtp_parse_rcpt *r, char *buf,
+	    size_t buflen);
 
 #endif

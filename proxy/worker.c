@@ -160,6 +160,12 @@ worker_revoke_close(struct worker *w, const char *token_id)
 		    memcmp(s->token_id, token_id, TOKEN_HEX_LEN) == 0) {
 			sess_log(s, LOG_LVL_INFO, "event=revoked account=%s",
 			    s->account);
+			/* Not relaying yet: a login may be in flight, and
+			 * only the protocol can call it off. */
+			if (s->relay == NULL && s->ops->revoked != NULL) {
+				s->ops->revoked(s);
+				continue;
+			}
 			sess_printf(s, "%s", s->ops->name[0] == 'i' ?
 			    "* BYE Access token revoked\r\n" :
 			    "421 4.7.0 Access token revoked\r\n");

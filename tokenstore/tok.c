@@ -11,11 +11,15 @@
  * always does, with a NULL reply on disconnect), even when its timer or a
  * cancel already answered the caller; req->cb == NULL marks it answered.
  */
+#include <sys/queue.h>
+#include <sys/socket.h>
+
+#include <errno.h>
+#include <netdb.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/queue.h>
 
 #include <event2/event.h>
 #include <openssl/crypto.h>
@@ -90,7 +94,7 @@ tok_parse_url(struct tok *t, const char *url, char *err, size_t errlen)
 		p = url + 5;
 		if ((q = strchr(p, '?')) != NULL) {
 			if (strncmp(q, "?db=", 4) != 0 ||
-			    !str_to_ll(q + 4, 0, 1000, &v))
+			    !str_to_ll(q + 4, 0, TOK_DB_MAX, &v))
 				goto bad;
 			t->db = (int)v;
 			t->path = xstrndup(p, q - p);
@@ -138,7 +142,7 @@ tok_parse_url(struct tok *t, const char *url, char *err, size_t errlen)
 		p += 1 + n;
 	}
 	if (*p == '/' && p[1] != '\0') {
-		if (!str_to_ll(p + 1, 0, 1000, &v))
+		if (!str_to_ll(p + 1, 0, TOK_DB_MAX, &v))
 			goto bad;
 		t->db = (int)v;
 	} else if (*p != '\0' && strcmp(p, "/") != 0)
@@ -148,6 +152,49 @@ bad:
 	snprintf(err, errlen, "bad redis url (use redis://HOST:PORT/DB or "
 	    "unix:/PATH)");
 	return -1;
+}
+
+/*
+ * Replaces a host name by its address, once: hiredis would call the
+ * blocking getaddrinfo() on every connect, inside the event loop, and a
+ * slow DNS server would then stall every session of the process on each
+ * reconnect. IPv4 first, as hiredis does. The address is kept for the
+ * life of the process (a restart picks up a changed DNS record).
+ */
+static int
+tok_resolve(struct tok *t, char *err, size_t errlen)
+{
+	struct addrinfo	 hints, *res, *ai;
+	char		 addr[NI_MAXHOST];
+	int		 rc;
+
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	if ((rc = getaddrinfo(t->host, NULL, &hints, &res)) != 0) {
+		snprintf(err, errlen, "cannot resolve the redis host \"%s\": "
+		    "%s", t->host, rc == EAI_SYSTEM ? strerror(errno) :
+		    gai_strerror(rc));
+		return -1;
+	}
+	for (ai = res; ai != NULL && ai->ai_family != AF_INET; ai = ai->ai_next)
+		;
+	if (ai == NULL)
+		ai = res;
+	rc = getnameinfo(ai->ai_addr, ai->ai_addrlen, addr, sizeof(addr), NULL,
+	    0, NI_NUMERICHOST);
+	freeaddrinfo(res);
+	if (rc != 0) {
+		snprintf(err, errlen, "cannot resolve the redis host \"%s\": "
+		    "%s", t->host, gai_strerror(rc));
+		return -1;
+	}
+	if (strcmp(addr, t->host) != 0) {
+		log_info("event=redis_resolve host=%s addr=%s", t->host, addr);
+		free(t->host);
+		t->host = xstrdup(addr);
+	}
+	return 0;
 }
 
 static void
@@ -461,7 +508,7 @@ tok_link_connect(struct tok_link *l)
 
 	if (t->path != NULL)
 		ac = redisAsyncConnectUnix(t->path);
-	else
+	else	/* an address (tok_resolve): no DNS lookup in the loop */
 		ac = redisAsyncConnect(t->host, t->port);
 	if (ac == NULL || ac->err) {
 		log_debug("event=redis_retry link=%s reason=\"%s\"",
@@ -509,7 +556,8 @@ tok_new(struct event_base *base, const char *url, const char *prefix,
 	struct tok *t = xcalloc(1, sizeof(*t));
 
 	t->base = base;
-	if (tok_parse_url(t, url, err, errlen) == -1) {
+	if (tok_parse_url(t, url, err, errlen) == -1 ||
+	    (t->host != NULL && tok_resolve(t, err, errlen) == -1)) {
 		free(t->host);
 		free(t->path);
 		free(t->password);

@@ -22,9 +22,15 @@ struct tok_req;
  * what is needed. Never called from inside tok_cmd*(). */
 typedef void tok_reply_cb(void *arg, redisReply *reply, const char *err);
 
-/* url: "redis://[:password@]host:port[/db]" or "unix:/path[?db=N]". Host
- * should be an IP address (hiredis resolves names with a blocking call).
- * Returns NULL with a message in err for a bad URL. Connects at once. */
+/* Highest database number in a URL: the limit of the config check too
+ * (CFG_REDIS_DB_MAX in common/cfg.c). */
+#define TOK_DB_MAX	1000
+
+/* url: "redis://[:password@]host:port[/db]" or "unix:/path[?db=N]". A host
+ * name is resolved here, once, with a blocking lookup (so call this before
+ * the loop runs); every connect and reconnect then uses that address, and
+ * the loop never waits on DNS. Returns NULL with a message in err for a
+ * bad URL or a name that does not resolve. Connects at once. */
 struct tok	*tok_new(struct event_base *, const char *url, const char *prefix,
 		    long long timeout_ms, char *err, size_t errlen);
 void		 tok_free(struct tok **);

@@ -360,12 +360,14 @@ renew_cb(void *arg, const char *token, const char *why)
 static int
 renew_start(struct up_imap *up, const struct up_resp *r)
 {
-	const char	*oe = up_sasl_oauth_error(up->sasl);
+	const char	*oe;
 	char		 buf[200];
 
+	/* A LOGIN (no SASL: the server offers no AUTH=) has no sasl. */
 	if (up->t->cred != UP_CRED_OAUTH2 || up->t->renew == NULL ||
-	    up->renewed || up->state != IS_AUTH)
+	    up->renewed || up->state != IS_AUTH || up->sasl == NULL)
 		return 0;
+	oe = up_sasl_oauth_error(up->sasl);
 	up->renewed = true;
 	peer_text(r->resp_text, buf, sizeof(buf));
 	if (oe != NULL)

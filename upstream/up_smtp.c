@@ -28,8 +28,6 @@
 #include "upstream/up_smtp.h"
 #include "upstream/up_smtp_resp.h"
 
-#define SMTP_CMD_LINE_MAX	512	/* RFC 5321 4.5.3.1.4, CRLF included */
-#define RELAY_LINE_MAX		1024	/* = client side SMTP_PARSE_LINE_MAX */
 #define CLOSER_TIMEOUT_S	2	/* wait for QUIT's 221 at most */
 
 enum smtp_state {
@@ -318,7 +316,7 @@ start_auth(struct up_smtp *up)
 	/* RFC 4954 section 4: an initial response that would make the
 	 * command longer than 512 octets goes after an empty 334. */
 	if (ir != NULL && 5 + strlen(up->mech) + 1 + strlen(ir) + 2 <=
-	    SMTP_CMD_LINE_MAX) {
+	    UP_SMTP_CMD_LINE_MAX) {
 		char prefix[64];
 
 		snprintf(prefix, sizeof(prefix), "AUTH %s ", up->mech);
@@ -774,7 +772,7 @@ cmd_allowed(const char *line)
 		"VRFY ", NULL };
 	size_t n = strlen(line);
 
-	if (n + 2 > RELAY_LINE_MAX || strpbrk(line, "\r\n") != NULL)
+	if (n + 2 > UP_SMTP_CMD_LINE_MAX || strpbrk(line, "\r\n") != NULL)
 		return false;
 	for (const char **v = verbs; *v != NULL; v++) {
 		size_t k = strlen(*v);

@@ -18,6 +18,9 @@ struct evbuffer;
 struct up_smtp;
 
 #define UP_SMTP_HELO_DEFAULT		"postern"
+/* The longest command line we send, CRLF included (RFC 5321 4.5.3.1.4):
+ * any server takes it. Callers rebuild relayed lines to fit. */
+#define UP_SMTP_CMD_LINE_MAX		512
 #define UP_SMTP_LOGIN_TIMEOUT_DEFAULT_MS 30000
 /* RFC 5321 4.5.3.2: 5 minutes for MAIL/RCPT, 10 for the final reply; one
  * value covers every reply (and a stalled DATA write). */
@@ -63,7 +66,8 @@ struct up_smtp	*up_smtp_new(const struct up_env *, const struct up_target *t,
  * Queues one command line (no CRLF): MAIL, RCPT, RSET, NOOP or VRFY only.
  * Returns 0 (cb will be called once), or -1 without calling cb: before
  * login success, between up_smtp_data_begin and the end of that DATA, a
- * line with CR, LF or NUL, or another command.
+ * line with CR or LF, a line that with CRLF exceeds UP_SMTP_CMD_LINE_MAX,
+ * or another command.
  */
 int		 up_smtp_cmd(struct up_smtp *, const char *line,
 		    up_smtp_reply_cb *cb, void *arg);

@@ -388,9 +388,10 @@ TEST(account_json_update)
 	old_pass = cJSON_GetObjectItem(cJSON_GetObjectItem(
 	    cJSON_GetObjectItem(rec, "imap"), "auth"), "pass");
 
-	/* Omitted pass keeps the stored one; other fields stay. */
-	up = update(rec, "{\"imap\":{\"host\":\"new.example.com\",\"port\":143,"
-	    "\"auth\":{\"user\":\"u2\"}}}", "acc1", &e);
+	/* Omitted pass keeps the stored one while the server stays (the
+	 * host compared without case); other fields stay. */
+	up = update(rec, "{\"imap\":{\"host\":\"IMAP.example.com\",\"port\":993,"
+	    "\"secure\":true,\"auth\":{\"user\":\"u2\"}}}", "acc1", &e);
 	CHECK(up != NULL);
 	if (up != NULL) {
 		auth = cJSON_GetObjectItem(cJSON_GetObjectItem(up, "imap"),
@@ -405,7 +406,9 @@ TEST(account_json_update)
 		cJSON_Delete(up);
 	}
 	/* Omitted auth keeps the stored auth. */
-	up = update(rec, "{\"imap\":{\"host\":\"h\",\"port\":1}}", "acc1", &e);
+	up = update(rec, "{\"imap\":{\"host\":\"imap.example.com\",\"port\":993,"
+	    "\"secure\":true,\"tls\":{\"rejectUnauthorized\":true}}}", "acc1",
+	    &e);
 	CHECK(up != NULL);
 	if (up != NULL) {
 		auth = cJSON_GetObjectItem(cJSON_GetObjectItem(up, "imap"),
@@ -445,6 +448,96 @@ TEST(account_json_update)
 	up = update(rec, "{\"account\":\"acc1\",\"bogus\":1}", "acc1", &e);
 	CHECK(up == NULL);
 	CHECK_STR(e.field, "bogus");
+	cJSON_Delete(rec);
+	crypto_reset();
+}
+
+/*
+ * A PUT that moves imap or smtp (host, port, secure, starttls) must give
+ * the password again: the stored one is never sent to a server it was not
+ * given for, nor in the clear to the same one.
+ */
+TEST(account_json_update_moved)
+{
+	static const struct {
+		const char	*body;
+		const char	*field;		/* NULL: accepted */
+	} moved[] = {
+		/* auth omitted, or given without pass: each change refused */
+		{ "{\"imap\":{\"host\":\"attacker.example\",\"port\":993,"
+		  "\"secure\":true}}", "imap.auth.pass" },
+		{ "{\"imap\":{\"host\":\"attacker.example\",\"port\":143,"
+		  "\"starttls\":\"never\",\"auth\":{\"user\":\"u\"}}}",
+		  "imap.auth.pass" },
+		{ "{\"imap\":{\"host\":\"imap.example.com\",\"port\":143,"
+		  "\"secure\":true}}", "imap.auth.pass" },
+		{ "{\"imap\":{\"host\":\"imap.example.com\",\"port\":993}}",
+		  "imap.auth.pass" },
+		{ "{\"imap\":{\"host\":\"imap.example.com\",\"port\":993,"
+		  "\"secure\":true,\"starttls\":\"never\"}}", "imap.auth.pass" },
+		{ "{\"smtp\":{\"host\":\"10.6.6.6\",\"port\":465,\"secure\":true,"
+		  "\"auth\":{\"user\":\"u\"}}}", "smtp.auth.pass" },
+		{ "{\"name\":\"x\",\"smtp\":{\"host\":\"smtp.example.com\","
+		  "\"port\":25}}", "smtp.auth.pass" },
+		/* with the password: fine */
+		{ "{\"imap\":{\"host\":\"new.example.com\",\"port\":143,"
+		  "\"auth\":{\"user\":\"u\",\"pass\":\"again\"}}}", NULL },
+		/* the same server: the stored password stays */
+		{ "{\"imap\":{\"host\":\"imap.example.com\",\"port\":993,"
+		  "\"secure\":true,\"maxConnections\":2,\"auth\":{\"user\":"
+		  "\"other\"}}}", NULL },
+		{ "{\"smtp\":{\"host\":\"smtp.example.com\",\"port\":465,"
+		  "\"secure\":true,\"starttls\":\"required\"}}", NULL },
+		/* a bad auth is named as such first */
+		{ "{\"imap\":{\"host\":\"attacker.example\",\"port\":993,"
+		  "\"auth\":\"u\"}}", "imap.auth" },
+		/* removal needs no password */
+		{ "{\"imap\":null}", NULL },
+	};
+	struct account_json_err	 e;
+	cJSON			*rec, *up;
+	char			 msg[256];
+
+	key_load();
+	rec = create(FULL, &e);
+	CHECK(rec != NULL);
+	if (rec == NULL)
+		return;
+	for (size_t i = 0; i < sizeof(moved) / sizeof(moved[0]); i++) {
+		up = update(rec, moved[i].body, "acc1", &e);
+		if (moved[i].field == NULL) {
+			if (up == NULL)
+				fprintf(stderr, "  refused: %s (%s)\n",
+				    moved[i].body, e.message);
+			CHECK(up != NULL);
+			cJSON_Delete(up);
+			continue;
+		}
+		if (up != NULL)
+			fprintf(stderr, "  accepted: %s\n", moved[i].body);
+		CHECK(up == NULL);
+		cJSON_Delete(up);
+		CHECK_INT(e.status, ==, 400);
+		CHECK_STR(e.field, moved[i].field);
+		if (strstr(moved[i].field, ".pass") == NULL)
+			continue;
+		snprintf(msg, sizeof(msg), "%s is required when %.4s.host, "
+		    "port, secure or starttls change", moved[i].field,
+		    moved[i].field);
+		if (strcmp(e.message, msg) != 0)
+			fprintf(stderr, "  message: %s\n", e.message);
+		CHECK(strcmp(e.message, msg) == 0);
+	}
+	cJSON_Delete(rec);
+
+	/* Nothing stored to protect: an imap without password moves. */
+	rec = create("{\"account\":\"acc1\",\"imap\":{\"host\":\"a.example\","
+	    "\"port\":993,\"auth\":{\"user\":\"u\"}}}", &e);
+	CHECK(rec != NULL);
+	up = update(rec, "{\"imap\":{\"host\":\"b.example\",\"port\":143}}",
+	    "acc1", &e);
+	CHECK(up != NULL);
+	cJSON_Delete(up);
 	cJSON_Delete(rec);
 	crypto_reset();
 }

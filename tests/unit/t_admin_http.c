@@ -181,3 +181,56 @@ TEST(admin_http_log_path)
 	CHECK_STR(out, "/a\\\"b");
 	segs_free(segs, n);
 }
+
+/* Any run of 64 or more hex digits is masked, not only a whole segment of
+ * exactly 64: "/v1/token/<token>x" must not log the token. */
+TEST(admin_http_log_path_hex_runs)
+{
+	static const struct {
+		const char	*pre, *post;	/* around the run */
+		size_t		 len;		/* hex digits */
+		const char	*want;
+	} cases[] = {
+		{ "", "x", 64, "<redacted>x" },
+		{ "x", "", 64, "x<redacted>" },
+		{ "", "", 65, "<redacted>" },
+		{ "", "", 200, "<redacted>" },
+		{ "ab-", ".json", 64, "ab-<redacted>.json" },
+		{ "", "", 63, NULL },		/* too short: kept */
+		/* The run starts near the cut: still masked whole. */
+		{ "0123456789-0123456789-0123456789-0123456789-0123456789-"
+		  "0123456789-zzzz", "", 64,
+		  "0123456789-0123456789-0123456789-0123456789-0123456789-"
+		  "0123456789-zzzz<redacted>" },
+		{ "0123456789-0123456789-0123456789-0123456789-0123456789-"
+		  "0123456789-0123456789-", "", 64,
+		  "0123456789-0123456789-0123456789-0123456789-0123456789-"
+		  "0123456789-0123456789-<re" },
+	};
+	char	*segs[3], out[160], want[160], hex[256];
+	size_t	 run, longest;
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		for (size_t j = 0; j < cases[i].len; j++)
+			hex[j] = "0123456789abcdefABCDEF"[(j * 7) % 22];
+		hex[cases[i].len] = '\0';
+		segs[0] = strdup("v1");
+		segs[1] = strdup("token");
+		segs[2] = malloc(strlen(cases[i].pre) + strlen(hex) +
+		    strlen(cases[i].post) + 1);
+		sprintf(segs[2], "%s%s%s", cases[i].pre, hex, cases[i].post);
+		admin_http_log_path(segs, 3, NULL, out, sizeof(out));
+		snprintf(want, sizeof(want), "/v1/token/%s", cases[i].want ?
+		    cases[i].want : segs[2]);
+		CHECK_STR(out, want);
+		/* What is logged of a masked run: nothing. */
+		longest = 0;
+		for (const char *p = out; *p != '\0'; p += run ? run : 1)
+			if ((run = strspn(p, "0123456789abcdefABCDEF")) >
+			    longest)
+				longest = run;
+		CHECK_INT(longest, <, cases[i].want != NULL ? 11 : 64);
+		for (int k = 0; k < 3; k++)
+			free(segs[k]);
+	}
+}

@@ -16,6 +16,7 @@
 #include "common/cfg.h"
 #include "common/log.h"
 #include "tests/unit/test.h"
+#include "tokenstore/tok.h"
 
 #define ERRLEN	512
 
@@ -521,6 +522,56 @@ TEST(cfg_redis_password_masked)
 		CHECK(strstr(out, "url = redis://****@127.0.0.1:6379/0") != NULL);
 		free(out);
 	}
+	cfg_free(&cfg);
+	tdir_rm();
+}
+
+/*
+ * The Redis database number: [redis] url and the token store take the same
+ * range (TOK_DB_MAX), so a URL that passes posternd -t also starts; past
+ * it, the config check names the database number, not just "bad URL".
+ */
+TEST(cfg_redis_db_limit)
+{
+	static const char *const pfx[] = {	/* the number follows */
+		"[redis]\nurl = redis://127.0.0.1:6379/",
+		"[redis]\nurl = redis://:pw@[::1]:6379/",
+		"[redis]\nurl = unix:/run/redis.sock?db=",
+	};
+	static const long long bad[] = {
+		TOK_DB_MAX + 1LL, 5000, 2147483648LL, 99999999999999999LL,
+	};
+	char		 err[ERRLEN], text[128], want[64];
+	struct cfg	*cfg;
+
+	tdir_new();
+	for (size_t i = 0; i < sizeof(pfx) / sizeof(pfx[0]); i++) {
+		snprintf(text, sizeof(text), "%s%d\n", pfx[i], TOK_DB_MAX);
+		cfg = tload(text, err);
+		if (cfg == NULL)
+			fprintf(stderr, "  %s", err);
+		CHECK(cfg != NULL);
+		cfg_free(&cfg);
+		for (size_t j = 0; j < sizeof(bad) / sizeof(bad[0]); j++) {
+			snprintf(text, sizeof(text), "%s%lld\n", pfx[i],
+			    bad[j]);
+			cfg = tload(text, err);
+			CHECK(cfg == NULL);
+			cfg_free(&cfg);
+			snprintf(want, sizeof(want), "out of range (0..%d)",
+			    TOK_DB_MAX);
+			if (strstr(err, want) == NULL ||
+			    strstr(err, "database number") == NULL)
+				fprintf(stderr, "  %s\n", err);
+			CHECK(strstr(err, want) != NULL);
+			CHECK(strstr(err, "database number") != NULL);
+			CHECK(strstr(err, ":pw@") == NULL);
+		}
+	}
+	/* Not a number at all: still the general message. */
+	cfg = tload("[redis]\nurl = redis://127.0.0.1:6379/-1\n", err);
+	CHECK(cfg == NULL);
+	CHECK(strstr(err, "bad URL") != NULL);
 	cfg_free(&cfg);
 	tdir_rm();
 }

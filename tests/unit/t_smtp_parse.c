@@ -461,6 +461,97 @@ TEST(smtp_parse_mail_rcpt)
 	CHECK_STR(err, "501 5.1");
 }
 
+/* The relayed MAIL/RCPT lines: rebuilt from the parse, so a client line
+ * up to line_max (long AUTH=, runs of spaces) never makes an upstream line
+ * over RFC 5321's 512 octets. */
+struct rcase {
+	bool		 rcpt;
+	bool		 utf8;
+	const char	*pre;		/* args: pre, n spaces or xtext, post */
+	size_t		 n;
+	const char	*post;
+	const char	*want;
+};
+
+static const struct rcase rcases[] = {
+	{ false, false, "FROM:<a@b>", 0, "", "MAIL FROM:<a@b>" },
+	{ false, false, "from:<>", 0, "", "MAIL FROM:<>" },
+	{ false, false, "FROM:<a@b> AUTH=", 1100, "",
+	    "MAIL FROM:<a@b>" },
+	{ false, false, "FROM:<a@b> AUTH=<>", 0, "", "MAIL FROM:<a@b>" },
+	{ false, false, "FROM:", 1100, "<a@b>", "MAIL FROM:<a@b>" },
+	{ false, false, "FROM:<a@b>", 1100, "SIZE=10",
+	    "MAIL FROM:<a@b> SIZE=10" },
+	{ false, false, "FROM:<a@b> body=8bitmime size=007 AUTH=x SMTPUTF8",
+	    0, "", "MAIL FROM:<a@b> SIZE=7 BODY=8BITMIME SMTPUTF8" },
+	{ false, false, "FROM:<a@b> BODY=7bit", 0, "",
+	    "MAIL FROM:<a@b> BODY=7BIT" },
+	{ false, false, "FROM:<@r1.example,@r2.example:a@b>", 0, "",
+	    "MAIL FROM:<a@b>" },
+	{ false, false, "FROM:<\"a b\"@[192.0.2.1]>", 0, "",
+	    "MAIL FROM:<\"a b\"@[192.0.2.1]>" },
+	{ true, false, "TO:<x@y>", 0, "", "RCPT TO:<x@y>" },
+	{ true, false, "TO:", 1100, "<x@y>", "RCPT TO:<x@y>" },
+	{ true, false, "TO:<x@y>", 1100, "", "RCPT TO:<x@y>" },
+	{ true, false, "to:<postmaster>", 0, "", "RCPT TO:<postmaster>" },
+	{ true, false, "TO:<@x.example:x@y>", 0, "", "RCPT TO:<x@y>" },
+	{ true, true, "TO:<j\xc3\xb6rg@b>", 0, "", "RCPT TO:<j\xc3\xb6rg@b>" },
+};
+
+TEST(smtp_parse_relay_lines)
+{
+	struct smtp_parse_mail	 m;
+	struct smtp_parse_rcpt	 r;
+	char			 err[128], line[SMTP_PARSE_RELAY_MAX];
+	char			 args[2048];
+
+	for (size_t i = 0; i < sizeof(rcases) / sizeof(rcases[0]); i++) {
+		const struct rcase	*c = &rcases[i];
+		size_t			 o = strlen(c->pre);
+		int			 rc;
+
+		memcpy(args, c->pre, o);
+		/* After "AUTH=": xtext; elsewhere: spaces. */
+		memset(args + o, o > 0 && args[o - 1] == '=' ? 'x' : ' ', c->n);
+		strcpy(args + o + c->n, c->post);
+		if (c->rcpt) {
+			CHECK_INT(smtp_parse_rcpt_to(args, c->utf8, &r, err,
+			    sizeof(err)), ==, 0);
+			rc = smtp_parse_rcpt_line(&r, line, sizeof(line));
+		} else {
+			CHECK_INT(smtp_parse_mail_from(args, &m, err,
+			    sizeof(err)), ==, 0);
+			rc = smtp_parse_mail_line(&m, line, sizeof(line));
+		}
+		CHECK_INT(rc, ==, 0);
+		out_same(line, c->want, i, 0);
+	}
+	/* The longest possible lines still fit, CRLF included. */
+	strcpy(args, "FROM:");
+	long_addr(args + 5, 64, 189);
+	strcat(args, " SIZE=99999999999999999999 BODY=8BITMIME SMTPUTF8 AUTH=");
+	memset(args + strlen(args), 'x', 900);
+	args[5 + 256 + 55 + 900] = '\0';
+	CHECK_INT(strlen(args), ==, 5 + 256 + 55 + 900);
+	CHECK_INT(smtp_parse_mail_from(args, &m, err, sizeof(err)), ==, 0);
+	CHECK_INT(smtp_parse_mail_line(&m, line, sizeof(line)), ==, 0);
+	CHECK_INT(strlen(line), ==, 10 + 256 + 26 + 14 + 9);
+	CHECK_INT(strlen(line) + 2, <=, SMTP_PARSE_RELAY_MAX);
+	CHECK(strstr(line, "AUTH") == NULL);
+	strcpy(args, "TO:");
+	long_addr(args + 3, 64, 189);
+	CHECK_INT(smtp_parse_rcpt_to(args, false, &r, err, sizeof(err)), ==, 0);
+	CHECK_INT(smtp_parse_rcpt_line(&r, line, sizeof(line)), ==, 0);
+	CHECK_INT(strlen(line), ==, 8 + 256);
+	/* A short buffer is refused (truncated), never overrun. */
+	CHECK_INT(smtp_parse_rcpt_line(&r, line, 20), ==, -1);
+	CHECK_INT(strlen(line), ==, 19);
+	CHECK_INT(smtp_parse_rcpt_to("TO:<x@y>", false, &r, err, sizeof(err)),
+	    ==, 0);
+	CHECK_INT(smtp_parse_rcpt_line(&r, line, 14), ==, -1);	/* 13 + CRLF */
+	CHECK_INT(smtp_parse_rcpt_line(&r, line, 15), ==, 0);
+}
+
 /* DATA */
 
 struct dcase {

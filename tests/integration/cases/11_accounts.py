@@ -127,7 +127,7 @@ def test_put_partial_update(c):
 	c.api.post("/v1/account", _full(acct))
 	before = _get(c, acct)
 	r = c.api.put(c.p.account_path(acct), {"imap": {"host": "new.example.com", "port": 1993, "secure": False,
-	    "auth": {"user": "new-user"}}})
+	    "auth": {"user": "new-user", "pass": "imap-pass-11"}}})
 	eq(tuple(r), (200, {"account": acct}), "PUT /v1/account/{account}")
 	d = _get(c, acct)
 	eq((d["imap"]["host"], d["imap"]["port"], d["imap"]["secure"]), ("new.example.com", 1993, False), "imap replaced")
@@ -137,11 +137,58 @@ def test_put_partial_update(c):
 	eq(d["name"], before["name"], "name untouched")
 	check(parse_time(d["updated"]) >= parse_time(before["updated"]), "updated moves forward")
 	eq(d["created"], before["created"], "created unchanged")
-	# That an omitted imap.auth.pass keeps the stored password is checked
-	# by logging in upstream through the proxy (IMAP cases).
+	# That an omitted imap.auth.pass keeps the stored password (same
+	# server) is checked by logging in upstream through the proxy (IMAP
+	# cases); a moved server needs it again (test_put_moved_server_...).
 	r = c.api.put(c.p.account_path(acct), {"name": "Renamed"})
 	eq(tuple(r), (200, {"account": acct}), "PUT name only")
 	eq(_get(c, acct)["name"], "Renamed", "name updated")
+
+
+def _sealed(c, acct, sec):
+	rec = json.loads(c.redis.cmd("HGET", "postern:acct:" + acct, "json"))
+	return rec.get(sec, {}).get("auth", {}).get("pass")
+
+
+def test_put_moved_server_needs_password(c):
+	"""A stored password is never sent to a server the PUT names without
+	giving it again: host, port, secure or starttls changed -> 400."""
+	acct = uniq("moved")
+	c.api.post("/v1/account", _full(acct))
+	before = _get(c, acct)
+	sealed = {s: _sealed(c, acct, s) for s in ("imap", "smtp")}
+	check(all(v and v.startswith("$pg1$") for v in sealed.values()), "passwords stored sealed")
+	im = {"host": "imap.example.com", "port": 993, "secure": True, "starttls": "required"}
+	sm = {"host": "smtp.example.com", "port": 465, "secure": True}
+	moves = [
+	    ("imap", dict(im, host="attacker.example", port=143, secure=False, starttls="never")),
+	    ("imap", dict(im, host="attacker.example")),
+	    ("imap", dict(im, port=143)),
+	    ("imap", dict(im, secure=False)),
+	    ("imap", dict(im, starttls="never")),
+	    ("imap", dict(im, host="attacker.example", auth={"user": "user@example.com"})),
+	    ("smtp", dict(sm, host="10.6.6.6")),
+	    ("smtp", dict(sm, port=25, secure=False, auth={"user": "user@example.com"})),
+	]
+	for sec, body in moves:
+		r = c.api.put(c.p.account_path(acct), {sec: body})
+		d = expect_error(r, 400, sec + ".auth.pass", "PUT %s %s without a password" % (sec, body))
+		contains(d["message"], "%s.auth.pass is required when %s.host, port, secure or starttls change" % (sec, sec),
+		    "error message")
+	eq(_get(c, acct), before, "account unchanged after the refused PUTs")
+	eq({s: _sealed(c, acct, s) for s in ("imap", "smtp")}, sealed, "sealed passwords unchanged")
+	# Same server: the stored password stays (host compared without case).
+	r = c.api.put(c.p.account_path(acct), {"imap": dict(im, host="IMAP.example.com", maxConnections=3,
+	    auth={"user": "other-user"}), "smtp": sm})
+	eq(tuple(r), (200, {"account": acct}), "PUT with the same servers")
+	eq({s: _sealed(c, acct, s) for s in ("imap", "smtp")}, sealed, "stored passwords kept for the same servers")
+	eq(_get(c, acct)["imap"]["auth"], {"user": "other-user"}, "imap.auth.user changed")
+	# Moved with the password: accepted, sealed anew.
+	r = c.api.put(c.p.account_path(acct), {"imap": dict(im, host="new.example.com",
+	    auth={"user": "u", "pass": "imap-pass-11"})})
+	eq(tuple(r), (200, {"account": acct}), "PUT a new server with its password")
+	eq(_get(c, acct)["imap"]["host"], "new.example.com", "imap moved")
+	check(_sealed(c, acct, "imap") not in (None, sealed["imap"]), "the new password is sealed anew")
 
 
 def test_put_bad_field_changes_nothing(c):

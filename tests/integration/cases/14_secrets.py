@@ -13,7 +13,7 @@ import stat
 import subprocess
 
 from harness import (Postern, basic_setup, check, contains, eq, expect_status, flatten_bytes,
-    not_contains, secret_forms, token_id, uniq)
+    not_contains, secret_forms, token_id, uniq, wait_until)
 
 
 def setup(env):
@@ -88,6 +88,13 @@ def _populate(c):
 	c.api.get("/v1/tokens/" + c.tokens[2][1])
 	# A failed request that carries a token (unknown now).
 	c.api.delete("/v1/tokens/" + c.tokens[0][0])
+	# Tokens inside a longer hex run or with something around them: the
+	# log masks any run of 64+ hex digits, not only an exact segment.
+	live = c.tokens[3][0]
+	for path in ("/v1/token/%sx" % live, "/v1/tokens/ab%s" % live, "/v1/tokens/x-%s-y" % live.upper(),
+	    "/v1/token/%s0%s" % (live, live)):
+		c.api.get(path)
+	wait_until(lambda: "path=/v1/token/<redacted>x " in c.p.log_text(), 5, "the masked path logged")
 
 
 def _all_tokens(c):
@@ -217,3 +224,66 @@ def test_no_secret_refuses_to_start(c):
 	rc, out, err = _run_no_secret(c, p2.conf_path)
 	check(rc != 0, "posternd with an empty secret file must refuse to start (exit %d)" % rc)
 	contains((out + err).lower(), "secret", "the message says what is wrong")
+
+
+def _ctl_from(c, name, owner, dir_mode=0o755):
+	"""Runs a copy of posternctl (so that no checkout socket is near the
+	binary) with no -s and no POSTERN_ADMIN_SOCKET, from a directory that
+	holds run/admin.sock owned by uid `owner`. Returns (rc, stderr, whether
+	the planted socket was connected to)."""
+	import shutil
+	import socket
+	import threading
+	base = c.env.path("ctl-" + name)
+	os.makedirs(os.path.join(base, "bin"))
+	os.makedirs(os.path.join(base, "cwd", "run"))
+	os.chmod(os.path.join(base, "cwd", "run"), dir_mode)
+	ctl = os.path.join(base, "bin", "posternctl")
+	shutil.copy(c.env.bin("posternctl"), ctl)
+	sock_path = os.path.join(base, "cwd", "run", "admin.sock")
+	srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+	srv.bind(sock_path)
+	srv.listen(4)
+	srv.settimeout(0.2)
+	os.chown(sock_path, owner, owner)
+	contacted = []
+	stop = threading.Event()
+
+	def accept():
+		while not stop.is_set():
+			try:
+				conn, _ = srv.accept()
+			except socket.timeout:
+				continue
+			contacted.append(True)
+			conn.close()
+	t = threading.Thread(target=accept, daemon=True)
+	t.start()
+	env = dict(os.environ)
+	env.pop("POSTERN_ADMIN_SOCKET", None)
+	try:
+		p = subprocess.run([ctl, "health"], capture_output=True, timeout=30, cwd=os.path.join(base, "cwd"),
+		    env=env)
+	finally:
+		stop.set()
+		t.join(5)
+		srv.close()
+	return p.returncode, p.stderr.decode("utf-8", "replace"), bool(contacted)
+
+
+def test_ctl_ignores_foreign_socket_in_cwd(c):
+	"""A run/admin.sock in the current directory (say /tmp/run/admin.sock,
+	planted by another local user) must not receive posternctl's requests,
+	which carry passwords for `account add`; one of our own still works."""
+	if os.geteuid() != 0:
+		c.env.note("not root: cannot make a socket owned by another user; foreign case skipped")
+	else:
+		rc, err, contacted = _ctl_from(c, "foreign", 65534)
+		check(not contacted, "posternctl connected to a socket owned by another user")
+		eq(rc, 1, "no usable socket (%s)" % err)
+		contains(err, "./run/admin.sock (ignored: not owned by you)", "the skipped socket is named")
+	rc, err, contacted = _ctl_from(c, "worldwritable", os.geteuid(), dir_mode=0o777)
+	check(not contacted, "posternctl connected to a socket in a world-writable directory")
+	contains(err, "./run/admin.sock (ignored: its directory is not yours alone)", "the skipped socket is named")
+	rc, err, contacted = _ctl_from(c, "own", os.geteuid())
+	check(contacted, "posternctl did not use our own ./run/admin.sock (%s)" % err)

@@ -9,8 +9,8 @@ import time
 
 from harness import check, contains, eq, expect_status, matches, token_id, uniq, wait_until
 from imapc import (GREETING_RE, NO_ACCOUNT, NO_IP, NO_SCOPE, NO_TEMP, NO_TOKEN, NO_USER,
-    PRE_CAPS_PLAIN, PRE_CAPS_TLS, Raw, dovecot_account, expect_login_ok, imap_setup,
-    login_raw, plain_ir, quote, tagged, token_for)
+    PRE_CAPS_PLAIN, PRE_CAPS_TLS, FakeServer, Raw, dovecot_account, expect_login_ok, imap_setup,
+    login_raw, plain_ir, quote, recv_line, tagged, token_for)
 
 USER = "alice@example.test"
 
@@ -320,3 +320,115 @@ def test_three_failed_logins_bye(c):
 		eq(r.line(), b"f2 " + NO_TOKEN + b"\r\n", "third failure")
 		eq(r.line(), b"* BYE Too many failed logins\r\n", "BYE after the third failure")
 		eq(r.expect_eof(), b"", "closed")
+
+
+def _sess_log(p, sid):
+	"""posternd's log lines of one session, once its close is logged."""
+	def closed():
+		ls = [l for l in p.log_text().splitlines() if "sess=%s " % sid in l]
+		return ls if any("event=close " in l for l in ls) else None
+	return wait_until(closed, 10, "session %s to be closed" % sid)
+
+
+def test_nothing_after_logout(c):
+	"""Commands pipelined behind LOGOUT are neither answered nor run: a
+	LOGIN there never reaches the login check or the upstream."""
+	bye = b"* BYE Logging out\r\na OK Logout completed\r\n"
+	with Raw(c.p.imap_tls) as r:
+		r.read_greeting()
+		r.send(b"a LOGOUT\r\nb NOOP\r\n")
+		eq(r.expect_eof(), bye, "LOGOUT then NOOP")
+	acct = dovecot_account(c.p, c.dovecot, USER)
+	tok = token_for(c.p, acct)
+	with Raw(c.p.imap_tls) as r:
+		sid = GREETING_RE.match(r.read_greeting()).group(2).decode()
+		r.send(b"a LOGOUT\r\nb LOGIN %s %s\r\n" % (acct.encode(), quote(tok).encode()))
+		eq(r.expect_eof(), bye, "LOGOUT then LOGIN")
+	lines = _sess_log(c.p, sid)
+	eq([l for l in lines if "event=login" in l], [], "login attempts after LOGOUT")
+	eq(c.redis.cmd("ZCARD", "postern:conn:" + acct), 0, "connection slots taken")
+
+
+def _read_login(conn, record):
+	"""Reads the proxy's LOGIN (literals, LITERAL+) on a fake upstream;
+	returns its tag, or None on EOF."""
+	ln = recv_line(conn)
+	record(ln)
+	m = re.match(rb"^(\S+) LOGIN ", ln)
+	if not m:
+		return None
+	while ln.endswith(b"+}\r\n"):
+		ln = recv_line(conn)
+		record(ln)
+	return m.group(1)
+
+
+def _fake_upstream(c, handler):
+	srv = FakeServer(c.env, handler)
+	acct = uniq("fake")
+	c.p.add_account(acct, imap={"host": "127.0.0.1", "port": srv.port, "secure": False, "starttls": "never",
+	    "auth": {"user": "u", "pass": "p"}})
+	return srv, acct
+
+
+LONG_CAPS = b" ".join(b"X-LONG-CAPABILITY-%04d" % i for i in range(300))	# ~7 KB
+
+
+def _long_caps_server(conn, record):
+	conn.sendall(b"* OK [CAPABILITY IMAP4rev1 LITERAL+] fake ready\r\n")
+	tag = _read_login(conn, record)
+	if tag is None:
+		return
+	conn.sendall(b"%s OK [CAPABILITY IMAP4rev1 SASL-IR IDLE AUTH=PLAIN %s STARTTLS] logged in\r\n" % (
+	    tag, LONG_CAPS))
+	while True:
+		ln = recv_line(conn)
+		if not ln:
+			return
+		conn.sendall(b"%s OK done\r\n" % ln.split(b" ", 1)[0])
+
+
+def test_long_upstream_capabilities(c):
+	"""A capability list of several KB reaches the client whole, filtered
+	as usual, and the tagged OK follows it."""
+	srv, acct = _fake_upstream(c, _long_caps_server)
+	try:
+		r, resp = login_raw(c.p.imap_tls, acct, token_for(c.p, acct), timeout=5)
+		with r:
+			eq(resp, b"* CAPABILITY IMAP4rev1 IDLE " + LONG_CAPS + b"\r\na1 OK %s authenticated\r\n" % acct.encode(),
+			    "login response with a 7 KB capability list")
+			eq(r.cmd("n1", "NOOP"), b"n1 OK done\r\n", "relayed after it")
+	finally:
+		srv.stop()
+
+
+UP_REJECTED = b"NO [UNAVAILABLE] Upstream server rejected the login: [AUTHENTICATIONFAILED] Authentication failed."
+
+
+def test_upstream_rejections_counted(c):
+	"""The upstream refusing the stored password counts as a failed login:
+	the third ends with the same BYE as three bad tokens (a client must
+	not be able to hammer the real server into locking the mailbox)."""
+	acct = dovecot_account(c.p, c.dovecot, USER, password="not-alice-pw")
+	tok = token_for(c.p, acct)
+	with Raw(c.p.imap_tls) as r:
+		r.read_greeting()
+		for i in range(2):
+			eq(r.cmd("f%d" % i, "LOGIN %s %s" % (acct, quote(tok)), timeout=15),
+			    b"f%d %s\r\n" % (i, UP_REJECTED), "upstream rejection %d" % i)
+		r.send(b"f2 LOGIN %s %s\r\n" % (acct.encode(), quote(tok).encode()))
+		eq(r.line(timeout=15), b"f2 %s\r\n" % UP_REJECTED, "third rejection")
+		eq(r.line(), b"* BYE Too many failed logins\r\n", "BYE after the third rejection")
+		eq(r.expect_eof(), b"", "closed")
+	# Not being able to reach the upstream is not the client's failure.
+	acct, port = uniq("down"), c.env.port()
+	c.p.add_account(acct, imap={"host": "127.0.0.1", "port": port, "secure": False, "starttls": "never",
+	    "auth": {"user": "u", "pass": "p"}})
+	tok = token_for(c.p, acct)
+	with Raw(c.p.imap_tls) as r:
+		r.read_greeting()
+		for i in range(4):
+			eq(r.cmd("u%d" % i, "LOGIN %s %s" % (acct, quote(tok)), timeout=15),
+			    b"u%d NO [UNAVAILABLE] Upstream server unavailable: connect to 127.0.0.1:%d: Connection refused"
+			    b"\r\n" % (i, port), "connect failure %d" % i)
+		eq(r.cmd("n1", "NOOP"), b"n1 OK NOOP completed\r\n", "still usable after connect failures")

@@ -9,11 +9,13 @@ import os
 import random
 import re
 import socket
+import subprocess
+import threading
 import time
 
-from harness import check, contains, eq, expect_status, wait_until
-from imapc import (NO_LIMIT, NO_TEMP, NO_TOKEN, NO_USER, Closed, Raw, dovecot_account, expect_login_ok, imap_setup,
-    login_raw, merge_extra, DelayProxy, plain_ir, quote, tagged, token_for, worker_pid)
+from harness import check, contains, eq, expect_status, uniq, wait_until
+from imapc import (NO_LIMIT, NO_TEMP, NO_TOKEN, NO_USER, Closed, FakeServer, Raw, dovecot_account, expect_login_ok, imap_setup,
+    login_raw, merge_extra, DelayProxy, plain_ir, quote, recv_line, rss_kb, tagged, token_for, worker_pid)
 
 USER = "alice@example.test"
 LOGIN_TIMEOUT = 2.0
@@ -231,6 +233,86 @@ def test_failure_delay(c):
 		expect_login_ok(r.cmd("a1", "LOGIN %s %s" % (c.acct, quote(c.tok))), "a1", c.acct)
 
 
+def _rejecting_server(conn, record):
+	"""A fake upstream that refuses every AUTHENTICATE PLAIN at once."""
+	conn.sendall(b"* OK [CAPABILITY IMAP4rev1 SASL-IR AUTH=PLAIN] fake ready\r\n")
+	while True:
+		ln = recv_line(conn)
+		if not ln:
+			return
+		record(ln)
+		m = re.match(rb"^(\S+) AUTHENTICATE PLAIN \S+\r\n$", ln)
+		conn.sendall(b"%s NO [AUTHENTICATIONFAILED] Authentication failed.\r\n" % (m.group(1) if m else b"*"))
+
+
+def test_upstream_rejection_delayed(c):
+	"""The upstream refusing the stored password is answered after the
+	failure delay, like a bad token."""
+	srv = FakeServer(c.env, _rejecting_server)
+	try:
+		acct = uniq("reject")
+		c.p.add_account(acct, imap={"host": "127.0.0.1", "port": srv.port, "secure": False, "starttls": "never",
+		    "auth": {"user": "u", "pass": "p"}})
+		with Raw(c.b.imap_tls) as r:
+			r.read_greeting()
+			t0 = time.monotonic()
+			eq(r.cmd("f1", "LOGIN %s %s" % (acct, quote(token_for(c.p, acct)))),
+			    b"f1 NO [UNAVAILABLE] Upstream server rejected the login: [AUTHENTICATIONFAILED] Authentication "
+			    b"failed.\r\n", "upstream rejection")
+			dt = time.monotonic() - t0
+			check(dt >= FAILURE_DELAY - 0.1, "rejection answered after %.2fs, want >= %.1fs" % (dt, FAILURE_DELAY))
+		eq(srv.accepted, 1, "one upstream connection")
+	finally:
+		srv.stop()
+
+
+def _login_only_rejecting_server(conn, record):
+	"""A fake upstream with no AUTH= (so Postern uses LOGIN) that refuses
+	it; literals in the LOGIN are accepted with "+"."""
+	conn.sendall(b"* OK [CAPABILITY IMAP4rev1] fake ready\r\n")
+	tag, cmd = None, b""
+	while True:
+		ln = recv_line(conn)
+		if not ln:
+			return
+		record(ln)
+		if tag is None:
+			tag, cmd = ln.split(b" ", 1)[0], ln
+		if re.search(rb"\{\d+\}\r\n$", ln):
+			conn.sendall(b"+ go on\r\n")
+			continue
+		if b" CAPABILITY" in cmd.upper():
+			conn.sendall(b"* CAPABILITY IMAP4rev1\r\n%s OK done\r\n" % tag)
+		else:
+			conn.sendall(b"%s NO [AUTHENTICATIONFAILED] Authentication failed.\r\n" % tag)
+		tag = None
+
+
+def test_upstream_login_command_rejected(c):
+	"""An upstream without SASL that refuses LOGIN: a clear NO, and the
+	worker lives on (it used to crash looking for an OAuth2 error report
+	on a login that had no SASL state)."""
+	srv = FakeServer(c.env, _login_only_rejecting_server)
+	try:
+		acct = uniq("loginonly")
+		c.p.add_account(acct, imap={"host": "127.0.0.1", "port": srv.port, "secure": False, "starttls": "never",
+		    "auth": {"user": "u", "pass": "p"}})
+		tok = token_for(c.p, acct)
+		for i in range(2):
+			with Raw(c.b.imap_tls) as r:
+				r.read_greeting()
+				eq(r.cmd("g%d" % i, "LOGIN %s %s" % (acct, quote(tok))),
+				    b"g%d NO [UNAVAILABLE] Upstream server rejected the login: [AUTHENTICATIONFAILED] "
+				    b"Authentication failed.\r\n" % i, "LOGIN refused upstream (try %d)" % (i + 1))
+		check(srv.accepted >= 2, "the fake upstream got both logins")
+	finally:
+		srv.stop()
+	# Both workers still serve: a normal login works.
+	with Raw(c.b.imap_tls) as r:
+		r.read_greeting()
+		expect_login_ok(r.cmd("h1", "LOGIN %s %s" % (c.acct, quote(c.tok))), "h1", c.acct)
+
+
 def test_wrong_secret_is_temporary(c):
 	"""A daemon whose secret cannot open the stored password answers with
 	a temporary failure, never "Failed to authenticate user"."""
@@ -351,6 +433,91 @@ def test_allow_plaintext_auth(c):
 		eq(r.cmd("c1", "CAPABILITY"), b"* CAPABILITY IMAP4rev1 LITERAL+ SASL-IR ID STARTTLS AUTH=PLAIN\r\n"
 		    b"c1 OK Capability completed\r\n", "capabilities with plaintext login allowed")
 		expect_login_ok(r.cmd("a1", "LOGIN %s %s" % (c.acct, quote(c.tok))), "a1", c.acct)
+
+
+def _sockq(local_port, peer_port):
+	"""(Recv-Q, Send-Q) of the established TCP socket from local_port to
+	peer_port on 127.0.0.1, or None."""
+	out = subprocess.run(["ss", "-tnH", "state", "established", "( sport = :%d and dport = :%d )" % (
+	    local_port, peer_port)], capture_output=True, text=True).stdout.split()
+	return (int(out[0]), int(out[1])) if len(out) >= 2 else None
+
+
+def test_unread_replies_bounded(c):
+	"""A client that pipelines valid commands (ID NIL) and never reads the
+	answers: posternd stops reading it once some replies are queued
+	(its worker's memory stays flat), and a client that then reads gets
+	every reply, in order, and can go on."""
+	n = 600000
+	cmds = b"".join(b"t%d ID NIL\r\n" % i for i in range(n))	# ~8 MB
+	pid = worker_pid(c.p)
+	s = socket.create_connection(("127.0.0.1", c.p.imap_starttls), timeout=30)
+	try:
+		s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 64 * 1024)
+		buf = b""
+		while not buf.endswith(b"\r\n"):
+			buf += s.recv(4096)
+		s.sendall(b"i0 ID NIL\r\n")
+		while b"i0 OK" not in buf:
+			buf += s.recv(4096)
+		untagged = buf.split(b"\r\n")[1] + b"\r\n"
+		eq(buf.split(b"\r\n")[2], b"i0 OK ID completed", "ID reply")
+		want = b"".join(untagged + b"t%d OK ID completed\r\n" % i for i in range(n))
+		base = rss_kb(pid)
+		st = {"sent": 0, "err": None}
+
+		def sender():
+			try:
+				while st["sent"] < len(cmds):
+					try:
+						st["sent"] += s.send(cmds[st["sent"]:st["sent"] + 65536])
+					except socket.timeout:
+						continue
+			except OSError as e:
+				st["err"] = e
+		th = threading.Thread(target=sender, daemon=True)
+		th.start()
+		# posternd has stopped reading: its side of the connection holds
+		# unread input, and nothing moves for a while.
+		cport = s.getsockname()[1]
+		hist = []
+
+		def stopped():
+			if st["sent"] >= len(cmds) or st["err"]:
+				return True
+			q = _sockq(c.p.imap_starttls, cport)
+			hist.append((st["sent"], q))
+			return len(hist) >= 6 and q is not None and q[0] > 0 and len(set(hist[-6:])) == 1
+		wait_until(stopped, 60, "posternd to stop reading or take everything", interval=0.1)
+		check(st["err"] is None, "sending failed: %r" % st["err"])
+		check(st["sent"] < len(cmds), "posternd read all %d bytes of commands from a client that reads "
+		    "nothing (its replies are queued without bound)" % len(cmds))
+		grown = rss_kb(pid) - base
+		check(grown < 16 * 1024, "worker RSS grew by %d KB while the client did not read" % grown)
+		# Now read: every reply in order, and the sender gets to finish.
+		got = bytearray()
+		peak = 0
+		deadline = time.monotonic() + 120
+		while len(got) < len(want) and time.monotonic() < deadline:
+			d = s.recv(1 << 20)
+			if not d:
+				break
+			got += d
+			peak = max(peak, rss_kb(pid) - base)
+		eq(len(got), len(want), "bytes of replies")
+		check(bytes(got) == want, "replies in order, byte for byte (first difference at %d)" % next(
+		    (i for i in range(len(want)) if got[i] != want[i]), -1))
+		th.join(30)
+		check(not th.is_alive() and st["sent"] == len(cmds), "all commands sent once the client reads")
+		check(peak < 16 * 1024, "worker RSS grew by %d KB while replies were read" % peak)
+		s.sendall(b"n1 NOOP\r\n")
+		buf = b""
+		while not buf.endswith(b"\r\n"):
+			buf += s.recv(4096)
+		eq(buf, b"n1 OK NOOP completed\r\n", "session usable afterwards")
+	finally:
+		s.close()
+	eq(worker_pid(c.p), c.wpid, "the same worker still serves")
 
 
 def test_daemon_survived(c):

@@ -10,11 +10,13 @@ import shutil
 import signal
 import socket
 import ssl
+import subprocess
+import threading
 import time
 
-from harness import Postern, check, contains, eq, expect_status, token_id, wait_until
-from imapc import (NO_IP, Closed, Raw, dovecot_account, expect_login_ok, imap_setup, login_raw,
-    make_leaf_cert, merge_extra, quote, tagged, token_for)
+from harness import Postern, TestFailure, check, contains, eq, expect_status, token_id, uniq, wait_until
+from imapc import (GREETING_RE, NO_IP, Closed, FakeServer, Raw, dovecot_account, expect_login_ok, imap_setup,
+    login_raw, make_leaf_cert, merge_extra, quote, recv_line, tagged, token_for)
 
 USER = "alice@example.test"
 
@@ -145,6 +147,133 @@ def test_revoke_setting_overrides_config(c):
 		wait_until(lambda: "event=revoke token=%s close_sessions=no" % token_id(tok) in c.rv.log_text(), 10,
 		    "posternd-revoke to process the revocation")
 		_noop_ok(r)
+
+
+def _fake_account(c, srv):
+	acct = uniq("fake")
+	c.p.add_account(acct, imap={"host": "127.0.0.1", "port": srv.port, "secure": False, "starttls": "never",
+	    "auth": {"user": "u", "pass": "p"}})
+	return acct
+
+
+def _fake_login(conn, record):
+	"""Greets, reads the proxy's LOGIN (LITERAL+); returns its tag."""
+	conn.sendall(b"* OK [CAPABILITY IMAP4rev1 LITERAL+] fake ready\r\n")
+	ln = recv_line(conn)
+	record(ln)
+	tag = ln.split(b" ", 1)[0]
+	while ln.endswith(b"+}\r\n"):
+		ln = recv_line(conn)
+	return tag
+
+
+def _sess_log(p, sid):
+	"""posternd's log lines of one session, once its close is logged."""
+	def closed():
+		ls = [l for l in p.log_text().splitlines() if "sess=%s " % sid in l]
+		return ls if any("event=close " in l for l in ls) else None
+	return wait_until(closed, 10, "session %s to be closed" % sid)
+
+
+def test_revoke_during_upstream_login(c):
+	"""The token is revoked while the upstream login is in flight: BYE,
+	the upstream connection is dropped, and the late upstream OK neither
+	reaches the client nor starts a relay."""
+	seen, go, gone = threading.Event(), threading.Event(), threading.Event()
+
+	def held(conn, record):
+		tag = _fake_login(conn, record)
+		seen.set()
+		go.wait(30)
+		try:
+			conn.sendall(b"%s OK [CAPABILITY IMAP4rev1 IDLE] logged in\r\n" % tag)
+			while recv_line(conn):
+				pass
+		except OSError:
+			pass
+		gone.set()
+	srv = FakeServer(c.env, held)
+	# An earlier test may have turned the setting off.
+	expect_status(c.api.post("/v1/settings", {"revokeClosesSessions": True}), 200, "POST settings")
+	try:
+		acct = _fake_account(c, srv)
+		tok = token_for(c.p, acct)
+		with Raw(c.rv.imap_tls) as r:
+			sid = GREETING_RE.match(r.read_greeting()).group(2).decode()
+			r.send(b"a1 LOGIN %s %s\r\n" % (acct.encode(), quote(tok).encode()))
+			check(seen.wait(10), "the upstream got the LOGIN")
+			expect_status(c.api.delete("/v1/tokens/" + token_id(tok)), 200, "DELETE token")
+			eq(r.line(timeout=10), b"* BYE Access token revoked\r\n", "BYE during the upstream login")
+			# The upstream answers now; the client is still connected.
+			go.set()
+			check(gone.wait(10), "posternd closed the upstream connection")
+			eq(r.expect_eof(), b"", "nothing after the BYE")
+		lines = _sess_log(c.rv, sid)
+		eq([l for l in lines if "event=login result=ok" in l], [], "logins completed after the revocation")
+		wait_until(lambda: c.redis.cmd("ZCARD", "postern:conn:" + acct) == 0, 10, "the connection slot released")
+	finally:
+		go.set()
+		srv.stop()
+		expect_status(c.api.post("/v1/settings", {"revokeClosesSessions": False}), 200, "POST settings")
+
+
+def _ss(flt):
+	"""(Recv-Q, Send-Q) summed over the established TCP sockets ss(8)
+	lists for a filter."""
+	out = subprocess.run(["ss", "-tnH", "state", "established", flt], capture_output=True,
+	    text=True).stdout.splitlines()
+	rows = [l.split() for l in out if l.strip()]
+	return sum(int(r[0]) for r in rows), sum(int(r[1]) for r in rows)
+
+
+def test_half_close_with_stuck_upstream(c):
+	"""The client half-closes while its last bytes wait for an upstream
+	that no longer reads: the session is closed at the flush bound, not
+	held (descriptors, connection slot) until the idle timeout."""
+	stop = threading.Event()
+
+	def stuck(conn, record):
+		tag = _fake_login(conn, record)
+		conn.sendall(b"%s OK [CAPABILITY IMAP4rev1 IDLE] logged in\r\n" % tag)
+		stop.wait(60)		# reads nothing more
+	srv = FakeServer(c.env, stuck)
+	srv.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+	try:
+		acct = _fake_account(c, srv)
+		r = _session(c.p, acct, token_for(c.p, acct))
+		with r:
+			cport = r.sock.getsockname()[1]
+			towards_client = "( sport = :%d and dport = :%d )" % (cport, c.p.imap_tls)
+			from_client = "( sport = :%d and dport = :%d )" % (c.p.imap_tls, cport)
+			towards_up = "( dport = :%d )" % srv.port
+			from_up = "( sport = :%d )" % srv.port
+			chunk = b"x" * 32768
+			queued = 0
+			# Fill the kernel buffers towards the upstream until a chunk
+			# stays inside posternd (its output to the upstream).
+			for i in range(1000):
+				r.send(chunk)
+				wait_until(lambda: _ss(towards_client)[1] == 0 and _ss(from_client)[0] == 0, 10,
+				    "posternd to read chunk %d" % i)
+				try:
+					wait_until(lambda: _ss(towards_up)[1] + _ss(from_up)[0] >= queued + len(chunk), 1,
+					    "chunk %d in the kernel" % i)
+				except TestFailure:
+					break
+				queued += len(chunk)
+			else:
+				raise TestFailure("the upstream connection never filled up")
+			half = socket.socket(fileno=os.dup(r.sock.fileno()))
+			half.shutdown(socket.SHUT_WR)
+			half.close()
+			t0 = time.monotonic()
+			r.expect_eof(timeout=15)
+			dt = time.monotonic() - t0
+			check(dt < 10, "session closed %.1fs after the half-close" % dt)
+		wait_until(lambda: c.redis.cmd("ZCARD", "postern:conn:" + acct) == 0, 10, "the connection slot released")
+	finally:
+		stop.set()
+		srv.stop()
 
 
 def _peer_der(port):

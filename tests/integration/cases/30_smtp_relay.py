@@ -9,10 +9,14 @@ import os
 import re
 import signal
 import smtplib
+import threading
+import time
+import types
 
 from harness import check, contains, eq, matches, not_contains, wait_until
+from imapc import FakeServer
 from smtpc import (REFUSED, UNKNOWN, Smtp, b64, check_identical, check_reply, dot_stuff, find,
-    get_account, login, make_message, plain_b64, smtp_account, smtp_setup, swaks, token_for,
+    get_account, login, make_message, merge_extra, plain_b64, smtp_account, smtp_setup, swaks, token_for,
     wait_delivered)
 
 ALICE = "alice@example.test"
@@ -413,3 +417,113 @@ def test_upstream_dies_mid_data(c):
 		wait_delivered(c, BOB, m)
 	eq(find(c, BOB, mid), [], "the message cut off by the upstream's death")
 	contains(c.p.log_text(), "event=upstream_rset_fail", "posternd log")
+
+
+# ---------------------------------------------------------------- scripted upstream
+
+def _fake_smtp(c, rset=b"250 2.0.0 Ok", dot_delay=0.0):
+	"""A plain-text submission server (AUTH PLAIN, any credentials) that
+	answers RSET with `rset` and the end of DATA after dot_delay
+	seconds. .lines: (connection number, line) as received."""
+	lines = []
+	lock = threading.Lock()
+	count = [0]
+
+	def handler(conn, record):
+		with lock:
+			count[0] += 1
+			k = count[0]
+		conn.sendall(b"220 fake.example ESMTP\r\n")
+		data = False
+		for line in conn.makefile("rb"):
+			lines.append((k, line))
+			if data:
+				if line == b".\r\n":
+					data = False
+					time.sleep(dot_delay)
+					conn.sendall(b"250 2.0.0 Ok: queued as FAKE\r\n")
+				continue
+			verb = line[:4].upper()
+			if verb == b"EHLO":
+				conn.sendall(b"250-fake.example\r\n250-PIPELINING\r\n250 AUTH PLAIN\r\n")
+			elif verb == b"AUTH":
+				conn.sendall(b"235 2.7.0 Authentication successful\r\n")
+			elif verb == b"MAIL":
+				conn.sendall(b"250 2.1.0 Ok\r\n")
+			elif verb == b"RCPT":
+				conn.sendall(b"250 2.1.5 Ok\r\n")
+			elif verb == b"DATA":
+				data = True
+				conn.sendall(b"354 End data with <CR><LF>.<CR><LF>\r\n")
+			elif verb == b"RSET":
+				conn.sendall(rset + b"\r\n")
+			elif verb == b"QUIT":
+				conn.sendall(b"221 2.0.0 Bye\r\n")
+				return
+			else:
+				conn.sendall(b"502 5.5.2 Error: command not recognized\r\n")
+
+	srv = FakeServer(c.env, handler)
+	srv.lines = lines
+	return srv
+
+
+def _fake_account(c, srv):
+	acct = smtp_account(c, ALICE, password="fake-pw", port=srv.port, starttls="never")
+	return acct, token_for(c, acct)
+
+
+def test_upstream_refuses_rset(c):
+	"""The client's 250 to RSET must be true: an upstream that answers
+	RSET with anything but 2xx may still hold the transaction, so Postern
+	drops that connection and the next MAIL logs in on a new one."""
+	srv = _fake_smtp(c, rset=b"451 4.3.0 Cannot reset now")
+	try:
+		acct, tok = _fake_account(c, srv)
+		with login(c, acct, tok) as s:
+			s.expect("MAIL FROM:<%s>" % ALICE, 250, "2.1.0")
+			s.expect("RCPT TO:<%s>" % BOB, 250, "2.1.5")
+			eq(s.cmd("RSET").raw, b"250 2.0.0 Ok\r\n", "RSET refused upstream")
+			s.expect("DATA", 503, "5.5.1", what="DATA after RSET")
+			s.expect("MAIL FROM:<%s>" % ALICE, 250, "2.1.0", what="MAIL after RSET")
+			s.expect("RCPT TO:<%s>" % CAROL, 250, "2.1.5")
+			s.expect("QUIT", 221)
+		wait_until(lambda: any(k == 2 and l.startswith(b"MAIL") for k, l in srv.lines), 10,
+		    "the MAIL after RSET on a new upstream connection (got %r)" % srv.lines)
+		first = [l for k, l in srv.lines if k == 1]
+		after = first[[l[:4] for l in first].index(b"RSET") + 1:]
+		check(all(not l.startswith((b"MAIL", b"RCPT", b"DATA")) for l in after),
+		    "the first upstream connection got more after its failed RSET: %r" % after)
+		contains(c.p.log_text(), "event=upstream_rset_fail", "posternd log")
+		contains(c.p.log_text(), "RSET refused: 451 4.3.0 Cannot reset now", "posternd log")
+	finally:
+		srv.stop()
+
+
+def test_shutdown_with_end_of_data_in_flight(c):
+	"""A session closed while the upstream's reply to the end of DATA is
+	pending (here: the drain timeout of a shutdown): the "." went out and
+	the upstream may accept the message, so the log says result=unknown,
+	not aborted."""
+	srv = _fake_smtp(c, dot_delay=5.0)
+	p2 = None
+	try:
+		acct, tok = _fake_account(c, srv)
+		p2 = c.env.postern(c.redis, name="posternd_drain", secret=c.p.secret,
+		    extra=merge_extra(c.env, {"postern": {"drain_timeout": "1s"}}))
+		mid, msg = make_message(ALICE, BOB)
+		s = login(types.SimpleNamespace(p=p2, env=c.env), acct, tok)
+		s.expect("MAIL FROM:<%s>" % ALICE, 250, "2.1.0")
+		s.expect("RCPT TO:<%s>" % BOB, 250, "2.1.5")
+		s.expect("DATA", 354)
+		s.send(dot_stuff(msg))
+		wait_until(lambda: (1, b".\r\n") in srv.lines, 10, "the end of DATA upstream")
+		p2.stop()
+		s.close()
+		log = p2.log_text()
+		contains(log, "event=message result=unknown account=%s" % acct, "posternd log")
+		not_contains(log, "event=message result=aborted", "posternd log")
+	finally:
+		srv.stop()
+		if p2 is not None:
+			p2.stop()

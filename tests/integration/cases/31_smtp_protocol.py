@@ -9,7 +9,7 @@ import time
 
 from harness import check, contains, eq, not_contains, wait_until
 from smtpc import (REFUSED, Smtp, check_reply, dot_stuff, find, login, make_message,
-    plain_b64, smtp_account, smtp_setup, token_for, wait_delivered)
+    merge_extra, plain_b64, smtp_account, smtp_setup, token_for, wait_delivered)
 
 ALICE = "alice@example.test"
 BOB = "bob@example.test"
@@ -289,3 +289,58 @@ def test_log_lines_not_injectable(c):
 	s.close()
 	bad = [l for l in c.p.log_text().splitlines() if not l.startswith("ts=")]
 	eq(bad, [], "log lines not starting with ts=")
+
+
+def test_long_mail_rcpt_lines(c):
+	"""MAIL and RCPT lines within [smtp] line_max (4k here) but longer
+	than an upstream command line may be (RFC 5321: 512): a long AUTH=
+	value, runs of spaces. Postern relays them rebuilt from what it
+	parsed (AUTH= left out), so the upstream accepts them, never
+	"451 Internal error" after an upstream login for nothing."""
+	mid, msg = make_message(ALICE, [BOB, "carol@example.test"])
+	with login(c, c.acct, c.tok) as s:
+		# The session's first MAIL: the upstream login happens here.
+		s.expect("MAIL FROM:<%s> AUTH=%s" % (ALICE, "x" * 1100), 250, "2.1.0", what="MAIL with a 1100-byte AUTH=")
+		s.expect("RCPT TO:" + " " * 1100 + "<%s>" % BOB, 250, "2.1.5", what="RCPT with 1100 spaces before the path")
+		s.expect("RCPT TO:<carol@example.test>" + " " * 1100, 250, "2.1.5", what="RCPT with 1100 trailing spaces")
+		s.expect("DATA", 354)
+		s.send(dot_stuff(msg))
+		check_reply(s.reply(), 250, "2.0.0", what="end of DATA")
+		s.expect("MAIL FROM:" + " " * 1100 + "<%s>" % ALICE + " " * 1100 + "SIZE=%d AUTH=<>" % len(msg), 250, "2.1.0",
+		    what="MAIL with runs of spaces")
+		s.expect("RSET", 250, "2.0.0")
+		s.expect("QUIT", 221)
+	wait_delivered(c, BOB, mid)
+	wait_delivered(c, "carol@example.test", mid)
+	not_contains(c.p.log_text(), "cmd refused", "posternd log")
+
+
+def test_starttls_after_auth_or_mail(c):
+	"""RFC 3207 4.2: STARTTLS must make the server forget everything
+	before it, the login and the transaction included. Only possible
+	with allow_plaintext_auth = yes; Postern refuses such a STARTTLS
+	(503 5.5.1) and the session goes on in clear."""
+	p2 = c.env.postern(c.redis, name="posternd_plain", secret=c.p.secret,
+	    extra=merge_extra(c.env, {"smtp": {"allow_plaintext_auth": "yes"}}))
+	try:
+		with Smtp(p2.smtp_starttls, "plain", ctx=c.env.ssl_context()) as s:
+			check_reply(s.greeting, 220)
+			caps = s.ehlo()
+			check("STARTTLS" in caps and "AUTH PLAIN LOGIN" in caps, "STARTTLS and AUTH in clear: %r" % caps)
+			s.expect("AUTH PLAIN " + plain_b64(c.acct, c.tok), 235, "2.7.0", what="AUTH in clear")
+			eq(s.cmd("STARTTLS").raw, b"503 5.5.1 Error: STARTTLS not allowed after AUTH\r\n", "STARTTLS after AUTH")
+			s.expect("MAIL FROM:<%s>" % ALICE, 250, "2.1.0")
+			eq(s.cmd("STARTTLS").raw, b"503 5.5.1 Error: STARTTLS not allowed during a mail transaction\r\n",
+			    "STARTTLS in a transaction")
+			s.expect("RCPT TO:<%s>" % BOB, 250, "2.1.5", what="RCPT: the transaction survives")
+			s.expect("RSET", 250, "2.0.0")
+			s.expect("QUIT", 221)
+		# Before AUTH, STARTTLS works as ever on that listener.
+		with Smtp(p2.smtp_starttls, "plain", ctx=c.env.ssl_context()) as s:
+			s.ehlo()
+			s.starttls()
+			s.ehlo()
+			s.expect("AUTH PLAIN " + plain_b64(c.acct, c.tok), 235, "2.7.0", what="AUTH after STARTTLS")
+			s.expect("QUIT", 221)
+	finally:
+		p2.stop()

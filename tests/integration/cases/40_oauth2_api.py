@@ -78,6 +78,45 @@ def test_create_show_list_update_delete(c):
 	eq(r[1].get("deleted"), False, "deleted false")
 
 
+def _app_secret(c, app):
+	return json.loads(c.redis.cmd("HGET", "postern:oauth2:app:" + app, "json")).get("clientSecret")
+
+
+def test_put_new_endpoint_needs_secret(c):
+	"""The stored client secret never follows a PUT to another token
+	endpoint: a changed tokenUrl, provider or tenant needs clientSecret
+	again, else 400 and nothing changes."""
+	expect_status(_app(c, "mv", clientSecret="mv-secret-" + uniq("s")), 200, "POST mv")
+	sealed = _app_secret(c, "mv")
+	before = expect_status(c.api.get("/v1/oauth2/mv"), 200, "GET mv")
+	for change in ({"tokenUrl": "https://evil.example/token"},
+	    {"tokenUrl": "https://evil.example/token", "name": "looks harmless"},
+	    {"provider": "gmail", "tokenUrl": None},
+	    {"provider": "outlook", "tokenUrl": None, "tenant": "contoso"}):
+		d = expect_error(c.api.put("/v1/oauth2/mv", change), 400, "clientSecret", "PUT %s" % change)
+		contains(d["message"], "clientSecret is required when provider, tokenUrl or tenant change", "message")
+	eq(expect_status(c.api.get("/v1/oauth2/mv"), 200, "GET mv"), before, "app unchanged")
+	eq(_app_secret(c, "mv"), sealed, "sealed secret unchanged")
+	# The same endpoint keeps it; a new one with its secret is fine.
+	expect_status(c.api.put("/v1/oauth2/mv", {"tokenUrl": c.fake.token_url, "name": "same"}), 200, "PUT same URL")
+	eq(_app_secret(c, "mv"), sealed, "secret kept for the same endpoint")
+	expect_status(c.api.put("/v1/oauth2/mv", {"tokenUrl": "https://new.example/token", "clientSecret": "s2"}),
+	    200, "PUT a new URL with its secret")
+	check(_app_secret(c, "mv") not in (None, sealed), "the new secret sealed")
+	# Outlook: the tenant is part of the URL.
+	expect_status(c.api.post("/v1/oauth2", {"id": "mvo", "provider": "outlook", "clientId": "c",
+	    "clientSecret": "o-secret", "tenant": "contoso.example"}), 200, "POST mvo")
+	expect_error(c.api.put("/v1/oauth2/mvo", {"tenant": "fabrikam.example"}), 400, "clientSecret", "PUT tenant")
+	expect_status(c.api.put("/v1/oauth2/mvo", {"tenant": "fabrikam.example", "clientSecret": "o2"}), 200,
+	    "PUT tenant with the secret")
+	# posternctl update says which field is missing.
+	rc, out, err = c.p.ctl("oauth2", "update", "mv", "--token-url", "https://evil.example/token")
+	eq(rc, 1, "posternctl oauth2 update to another URL without the secret")
+	contains(err, "clientSecret", "error names the field")
+	for app in ("mv", "mvo"):
+		expect_status(c.api.delete("/v1/oauth2/" + app), 200, "DELETE " + app)
+
+
 def test_generated_id(c):
 	r = c.api.post("/v1/oauth2", {"provider": "gmail", "clientId": "x.apps.googleusercontent.com"})
 	expect_status(r, 200, "POST without id")
