@@ -10,7 +10,7 @@ import time
 from harness import check, contains, eq, expect_status, matches, token_id, uniq, wait_until
 from imapc import (GREETING_RE, NO_ACCOUNT, NO_IP, NO_SCOPE, NO_TEMP, NO_TOKEN, NO_USER,
     PRE_CAPS_PLAIN, PRE_CAPS_TLS, FakeServer, Raw, dovecot_account, expect_login_ok, imap_setup,
-    login_raw, plain_ir, quote, recv_line, tagged, token_for)
+    login_raw, plain_ir, quote, recv_line, tagged, token_for, session_log)
 
 USER = "alice@example.test"
 
@@ -322,14 +322,6 @@ def test_three_failed_logins_bye(c):
 		eq(r.expect_eof(), b"", "closed")
 
 
-def _sess_log(p, sid):
-	"""posternd's log lines of one session, once its close is logged."""
-	def closed():
-		ls = [l for l in p.log_text().splitlines() if "sess=%s " % sid in l]
-		return ls if any("event=close " in l for l in ls) else None
-	return wait_until(closed, 10, "session %s to be closed" % sid)
-
-
 def test_nothing_after_logout(c):
 	"""Commands pipelined behind LOGOUT are neither answered nor run: a
 	LOGIN there never reaches the login check or the upstream."""
@@ -344,7 +336,7 @@ def test_nothing_after_logout(c):
 		sid = GREETING_RE.match(r.read_greeting()).group(2).decode()
 		r.send(b"a LOGOUT\r\nb LOGIN %s %s\r\n" % (acct.encode(), quote(tok).encode()))
 		eq(r.expect_eof(), bye, "LOGOUT then LOGIN")
-	lines = _sess_log(c.p, sid)
+	lines = session_log(c.p, sid)
 	eq([l for l in lines if "event=login" in l], [], "login attempts after LOGOUT")
 	eq(c.redis.cmd("ZCARD", "postern:conn:" + acct), 0, "connection slots taken")
 

@@ -16,7 +16,7 @@ import time
 
 from harness import Postern, TestFailure, check, contains, eq, expect_status, token_id, uniq, wait_until
 from imapc import (GREETING_RE, NO_IP, Closed, FakeServer, Raw, dovecot_account, expect_login_ok, imap_setup,
-    login_raw, make_leaf_cert, merge_extra, quote, recv_line, tagged, token_for)
+    login_raw, make_leaf_cert, merge_extra, quote, recv_line, tagged, token_for, session_log)
 
 USER = "alice@example.test"
 
@@ -167,14 +167,6 @@ def _fake_login(conn, record):
 	return tag
 
 
-def _sess_log(p, sid):
-	"""posternd's log lines of one session, once its close is logged."""
-	def closed():
-		ls = [l for l in p.log_text().splitlines() if "sess=%s " % sid in l]
-		return ls if any("event=close " in l for l in ls) else None
-	return wait_until(closed, 10, "session %s to be closed" % sid)
-
-
 def test_revoke_during_upstream_login(c):
 	"""The token is revoked while the upstream login is in flight: BYE,
 	the upstream connection is dropped, and the late upstream OK neither
@@ -208,7 +200,7 @@ def test_revoke_during_upstream_login(c):
 			go.set()
 			check(gone.wait(10), "posternd closed the upstream connection")
 			eq(r.expect_eof(), b"", "nothing after the BYE")
-		lines = _sess_log(c.rv, sid)
+		lines = session_log(c.rv, sid)
 		eq([l for l in lines if "event=login result=ok" in l], [], "logins completed after the revocation")
 		wait_until(lambda: c.redis.cmd("ZCARD", "postern:conn:" + acct) == 0, 10, "the connection slot released")
 	finally:

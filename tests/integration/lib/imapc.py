@@ -545,3 +545,11 @@ def keepalive_on(port_filter):
 	out = subprocess.run(["ss", "-tnoH", "state", "established", port_filter], capture_output=True,
 	    text=True).stdout.strip().splitlines()
 	return out and all("keepalive" in l for l in out), out
+
+
+def session_log(p, sid):
+	"""posternd's log lines of one session, once its close is logged."""
+	def closed():
+		ls = [l for l in p.log_text().splitlines() if "sess=%s " % sid in l]
+		return ls if any("event=close " in l for l in ls) else None
+	return wait_until(closed, 10, "session %s to be closed" % sid)
