@@ -305,6 +305,17 @@ server_moved(const cJSON *old, const char *host, double port, bool secure,
 	    !cJSON_IsString(t) || strcmp(t->valuestring, starttls) != 0;
 }
 
+/* tls.rejectUnauthorized of a section's tls object (true when absent):
+ * turning it off moves a secret as surely as a new host does. */
+static bool
+tls_rejects(const cJSON *tls)
+{
+	const cJSON *r = cJSON_GetObjectItemCaseSensitive(tls,
+	    "rejectUnauthorized");
+
+	return !cJSON_IsFalse(r);
+}
+
 /*
  * auth of an imap or smtp section (v NULL if the body has none). On PUT,
  * an omitted auth keeps the stored one and an omitted pass the stored
@@ -334,7 +345,8 @@ server_auth(struct aj *aj, const cJSON *v, const char *name, bool moved)
 		cJSON_Delete(out);
 		join(field, sizeof(field), name, "auth.pass");
 		return fail(aj, field, "%s is required when %s.host, port, "
-		    "secure or starttls change", field, name);
+		    "secure, starttls or tls.rejectUnauthorized change", field,
+		    name);
 	}
 	if (v == NULL)
 		return old != NULL ? cJSON_Duplicate(old, true) : NULL;
@@ -415,8 +427,10 @@ server_norm(struct aj *aj, const cJSON *v, const char *name)
 	cJSON_AddStringToObject(out, "starttls", starttls);
 	old = aj->stored != NULL ?
 	    cJSON_GetObjectItemCaseSensitive(aj->stored, name) : NULL;
-	moved = old != NULL && server_moved(old, host->valuestring,
-	    port->valuedouble, secure, starttls);
+	moved = old != NULL && (server_moved(old, host->valuestring,
+	    port->valuedouble, secure, starttls) ||
+	    (tls_rejects(cJSON_GetObjectItemCaseSensitive(old, "tls")) &&
+	    !tls_rejects(tls)));
 	if ((sub = server_auth(aj, auth, name, moved)) == NULL &&
 	    (auth != NULL || aj->err->status != 0))
 		goto fail;

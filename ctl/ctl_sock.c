@@ -57,7 +57,7 @@ sock_cwd_is_ours(const char **why_r)
 	else if (st.st_uid != uid)
 		*why_r = "not owned by you";
 	else if (lstat(SOCK_CWD_DIR, &st) == -1 || !S_ISDIR(st.st_mode) ||
-	    st.st_uid != uid || (st.st_mode & S_IWOTH) != 0)
+	    st.st_uid != uid || (st.st_mode & (S_IWGRP | S_IWOTH)) != 0)
 		*why_r = "its directory is not yours alone";
 	return *why_r == NULL;
 }

@@ -176,6 +176,8 @@ relay_pull_ssl(SSL *ssl, struct evbuffer *dst, size_t *got)
  * response (and anything interactive after it) waits at most that long.
  */
 static void	relay_lowat_cb(evutil_socket_t, short, void *);
+static void	relay_pull(struct relay *, struct bufferevent *,
+		    struct bufferevent *, uint64_t *);
 
 static void
 relay_lowat(struct relay *r, bool on)
@@ -201,9 +203,15 @@ relay_lowat(struct relay *r, bool on)
 static void
 relay_lowat_cb(evutil_socket_t fd, short what, void *arg)
 {
+	struct relay *r = arg;
+
 	(void)fd;
 	(void)what;
-	relay_lowat(arg, false);
+	relay_lowat(r, false);
+	/* Linux (4.18 on) reports the socket readable once the mark is
+	 * lowered; pull what waits now in case a kernel does not. */
+	if (!r->closing && (bufferevent_get_enabled(r->up) & EV_READ) != 0)
+		relay_pull(r, r->up, r->s->bev, &r->out);
 }
 
 /* Moves what "from" has beyond its input buffer to "to" (see above). */

@@ -70,6 +70,7 @@ struct smtp {
 	struct up_smtp		*up;
 	bool			 up_ready;
 	bool			 mail_reused;	/* MAIL sent on a kept upstream */
+	bool			 revoked;	/* 421 owed after the reply */
 	struct event		*delay;
 	char			*delayed_reply;
 	bool			 delayed_fatal;
@@ -486,8 +487,40 @@ smtp_up_lost(struct sess *s, struct smtp *sm, const char *line,
 }
 
 static void
+smtp_revoke_now(struct sess *s)
+{
+	sess_printf(s, "421 4.7.0 Access token revoked\r\n");
+	sess_close_after_flush(s, "token revoked");
+}
+
+/*
+ * The session's token was revoked (proxy/worker.c). With a reply owed to
+ * the client (a command at Redis or the upstream, the final "." in
+ * flight) that reply goes first, so that a client never takes our 421 for
+ * the answer to its message, which the upstream may have accepted, and
+ * sends it again; smtp_resume then says 421 and closes.
+ */
+static void
+smtp_revoked(struct sess *s)
+{
+	struct smtp *sm = s->proto;
+
+	if (sm->state == SMTP_S_BUSY || sm->state == SMTP_S_DATA_END) {
+		sm->revoked = true;
+		sess_read_enable(s, false);
+		return;
+	}
+	smtp_revoke_now(s);
+}
+
+static void
 smtp_resume(struct sess *s, struct smtp *sm)
 {
+	if (sm->revoked) {	/* the reply owed went first: now the 421 */
+		sm->state = SMTP_S_CMD;
+		smtp_revoke_now(s);
+		return;
+	}
 	sm->state = SMTP_S_CMD;
 	sess_read_enable(s, true);
 	smtp_cmd_timer_arm(s, sm);
@@ -749,6 +782,7 @@ smtp_data_feed(struct sess *s, struct smtp *sm)
 		 * with line ends in doubt there is no safe place to resume
 		 * reading commands: answer and close. */
 		smtp_data_abandon(s, sm, "bare_newline");
+		sm->state = SMTP_S_CMD;	/* logged: smtp_free must not */
 		smtp_reply(s, "521 5.5.2 Bare CR or LF in message data (RFC "
 		    "5321 section 2.3.8); closing connection");
 		sess_close_after_flush(s, "bare CR or LF in DATA");
@@ -1097,5 +1131,6 @@ const struct sess_ops smtp_ops = {
 	.tls_done = smtp_tls_done,
 	.login_timeout = smtp_login_timeout,
 	.shutdown = smtp_shutdown,
+	.revoked = smtp_revoked,
 	.free = smtp_free,
 };

@@ -21,7 +21,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <arpa/inet.h>
+#include <event2/dns.h>
 #include <event2/event.h>
+#include <event2/util.h>
 #include <openssl/crypto.h>
 #include <hiredis.h>
 #include <async.h>
@@ -45,6 +48,8 @@ struct tok_link {
 	struct event		*ctimer;	/* connect + handshake bound */
 	int			 backoff_ms;
 	bool			 was_up;	/* for one log line per change */
+	bool			 resolving;	/* evdns lookup under way */
+	struct evdns_getaddrinfo_request *dreq;
 };
 
 struct tok_req {
@@ -67,6 +72,8 @@ struct tok_sub {
 
 struct tok {
 	struct event_base	*base;
+	struct evdns_base	*dns;		/* host is a name: looked up
+						 * before each connect */
 	char			*host;		/* NULL for a unix socket */
 	int			 port;
 	char			*path;
@@ -154,47 +161,13 @@ bad:
 	return -1;
 }
 
-/*
- * Replaces a host name by its address, once: hiredis would call the
- * blocking getaddrinfo() on every connect, inside the event loop, and a
- * slow DNS server would then stall every session of the process on each
- * reconnect. IPv4 first, as hiredis does. The address is kept for the
- * life of the process (a restart picks up a changed DNS record).
- */
-static int
-tok_resolve(struct tok *t, char *err, size_t errlen)
+static bool
+tok_is_addr(const char *host)
 {
-	struct addrinfo	 hints, *res, *ai;
-	char		 addr[NI_MAXHOST];
-	int		 rc;
+	unsigned char buf[16];
 
-	memset(&hints, 0, sizeof(hints));
-	hints.ai_family = AF_UNSPEC;
-	hints.ai_socktype = SOCK_STREAM;
-	if ((rc = getaddrinfo(t->host, NULL, &hints, &res)) != 0) {
-		snprintf(err, errlen, "cannot resolve the redis host \"%s\": "
-		    "%s", t->host, rc == EAI_SYSTEM ? strerror(errno) :
-		    gai_strerror(rc));
-		return -1;
-	}
-	for (ai = res; ai != NULL && ai->ai_family != AF_INET; ai = ai->ai_next)
-		;
-	if (ai == NULL)
-		ai = res;
-	rc = getnameinfo(ai->ai_addr, ai->ai_addrlen, addr, sizeof(addr), NULL,
-	    0, NI_NUMERICHOST);
-	freeaddrinfo(res);
-	if (rc != 0) {
-		snprintf(err, errlen, "cannot resolve the redis host \"%s\": "
-		    "%s", t->host, gai_strerror(rc));
-		return -1;
-	}
-	if (strcmp(addr, t->host) != 0) {
-		log_info("event=redis_resolve host=%s addr=%s", t->host, addr);
-		free(t->host);
-		t->host = xstrdup(addr);
-	}
-	return 0;
+	return inet_pton(AF_INET, host, buf) == 1 ||
+	    inet_pton(AF_INET6, host, buf) == 1;
 }
 
 static void
@@ -500,7 +473,7 @@ tok_retry_cb(evutil_socket_t fd, short what, void *arg)
 }
 
 static void
-tok_link_connect(struct tok_link *l)
+tok_link_connect_to(struct tok_link *l, const char *addr)
 {
 	struct tok		*t = l->tok;
 	redisAsyncContext	*ac;
@@ -508,8 +481,8 @@ tok_link_connect(struct tok_link *l)
 
 	if (t->path != NULL)
 		ac = redisAsyncConnectUnix(t->path);
-	else	/* an address (tok_resolve): no DNS lookup in the loop */
-		ac = redisAsyncConnect(t->host, t->port);
+	else	/* an address: hiredis does no DNS lookup of its own */
+		ac = redisAsyncConnect(addr, t->port);
 	if (ac == NULL || ac->err) {
 		log_debug("event=redis_retry link=%s reason=\"%s\"",
 		    tok_link_name(l), ac ? ac->errstr : "no memory");
@@ -540,6 +513,75 @@ tok_link_connect(struct tok_link *l)
 }
 
 static void
+tok_dns_cb(int result, struct evutil_addrinfo *res, void *arg)
+{
+	struct tok_link		*l = arg;
+	struct evutil_addrinfo	*ai;
+	char			 addr[NI_MAXHOST];
+	int			 rc;
+
+	if (result == EVUTIL_EAI_CANCEL) {	/* tok_link_fini */
+		if (res != NULL)
+			evutil_freeaddrinfo(res);
+		return;
+	}
+	l->resolving = false;
+	l->dreq = NULL;
+	if (result != 0 || res == NULL) {
+		log_debug("event=redis_retry link=%s reason=\"%s: %s\"",
+		    tok_link_name(l), l->tok->host,
+		    evutil_gai_strerror(result));
+		if (res != NULL)
+			evutil_freeaddrinfo(res);
+		tok_link_schedule(l);
+		return;
+	}
+	/* IPv4 first, as hiredis' own lookup does. */
+	for (ai = res; ai != NULL && ai->ai_family != AF_INET; ai = ai->ai_next)
+		;
+	if (ai == NULL)
+		ai = res;
+	rc = getnameinfo(ai->ai_addr, ai->ai_addrlen, addr, sizeof(addr), NULL,
+	    0, NI_NUMERICHOST);
+	evutil_freeaddrinfo(res);
+	if (rc != 0) {
+		tok_link_schedule(l);
+		return;
+	}
+	tok_link_connect_to(l, addr);
+}
+
+/*
+ * hiredis resolves a host name with the blocking getaddrinfo() on every
+ * connect, inside the event loop: a slow DNS server would stall every
+ * session of the process at each reconnect. A name is looked up here with
+ * evdns instead, before each connect, so a changed record (a failover) is
+ * followed and a name that does not resolve yet (DNS not up at boot) is
+ * retried with the usual backoff.
+ */
+static void
+tok_link_connect(struct tok_link *l)
+{
+	struct tok			*t = l->tok;
+	struct evutil_addrinfo		 hints;
+	struct evdns_getaddrinfo_request *req;
+
+	if (t->path != NULL || t->dns == NULL) {
+		tok_link_connect_to(l, t->host);
+		return;
+	}
+	if (l->resolving)
+		return;
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	l->resolving = true;
+	req = evdns_getaddrinfo(t->dns, t->host, NULL, &hints, tok_dns_cb, l);
+	if (l->resolving)	/* else answered at once (hosts file) */
+		l->dreq = req;
+}
+
+static void
 tok_link_init(struct tok *t, struct tok_link *l, bool sub)
 {
 	l->tok = t;
@@ -556,8 +598,7 @@ tok_new(struct event_base *base, const char *url, const char *prefix,
 	struct tok *t = xcalloc(1, sizeof(*t));
 
 	t->base = base;
-	if (tok_parse_url(t, url, err, errlen) == -1 ||
-	    (t->host != NULL && tok_resolve(t, err, errlen) == -1)) {
+	if (tok_parse_url(t, url, err, errlen) == -1) {
 		free(t->host);
 		free(t->path);
 		free(t->password);
@@ -567,6 +608,13 @@ tok_new(struct event_base *base, const char *url, const char *prefix,
 	t->prefix = xstrdup(prefix);
 	t->timeout_ms = timeout_ms;
 	TAILQ_INIT(&t->reqs);
+	/* resolv.conf and the hosts file are read here, before the loop. */
+	if (t->host != NULL && !tok_is_addr(t->host) &&
+	    (t->dns = evdns_base_new(base, EVDNS_BASE_INITIALIZE_NAMESERVERS |
+	    EVDNS_BASE_DISABLE_WHEN_INACTIVE)) == NULL)
+		log_warn("event=redis_dns host=%s reason=\"evdns_base_new "
+		    "failed\" hint=\"hiredis will look the name up itself, "
+		    "blocking\"", t->host);
 	tok_link_init(t, &t->cmd, false);
 	tok_link_init(t, &t->subl, true);
 	tok_link_connect(&t->cmd);
@@ -601,6 +649,11 @@ tok_subscribe_start(struct tok *t)
 static void
 tok_link_fini(struct tok_link *l)
 {
+	if (l->dreq != NULL) {
+		evdns_getaddrinfo_cancel(l->dreq);
+		l->dreq = NULL;
+		l->resolving = false;
+	}
 	if (l->ac != NULL) {
 		l->ac->data = NULL;
 		redisAsyncFree(l->ac);
@@ -626,6 +679,8 @@ tok_free(struct tok **tp)
 	}
 	tok_link_fini(&t->cmd);
 	tok_link_fini(&t->subl);
+	if (t->dns != NULL)
+		evdns_base_free(t->dns, 0);
 	while ((r = TAILQ_FIRST(&t->reqs)) != NULL)
 		tok_req_free(r);
 	for (int i = 0; i < t->nsubs; i++)

@@ -522,8 +522,8 @@ TEST(account_json_update_moved)
 		if (strstr(moved[i].field, ".pass") == NULL)
 			continue;
 		snprintf(msg, sizeof(msg), "%s is required when %.4s.host, "
-		    "port, secure or starttls change", moved[i].field,
-		    moved[i].field);
+		    "port, secure, starttls or tls.rejectUnauthorized change",
+		    moved[i].field, moved[i].field);
 		if (strcmp(e.message, msg) != 0)
 			fprintf(stderr, "  message: %s\n", e.message);
 		CHECK(strcmp(e.message, msg) == 0);

@@ -152,7 +152,8 @@ def _sealed(c, acct, sec):
 
 def test_put_moved_server_needs_password(c):
 	"""A stored password is never sent to a server the PUT names without
-	giving it again: host, port, secure or starttls changed -> 400."""
+	giving it again: host, port, secure, starttls changed or certificate
+	checks turned off -> 400."""
 	acct = uniq("moved")
 	c.api.post("/v1/account", _full(acct))
 	before = _get(c, acct)
@@ -166,6 +167,7 @@ def test_put_moved_server_needs_password(c):
 	    ("imap", dict(im, port=143)),
 	    ("imap", dict(im, secure=False)),
 	    ("imap", dict(im, starttls="never")),
+	    ("imap", dict(im, tls={"rejectUnauthorized": False})),
 	    ("imap", dict(im, host="attacker.example", auth={"user": "user@example.com"})),
 	    ("smtp", dict(sm, host="10.6.6.6")),
 	    ("smtp", dict(sm, port=25, secure=False, auth={"user": "user@example.com"})),
@@ -173,7 +175,8 @@ def test_put_moved_server_needs_password(c):
 	for sec, body in moves:
 		r = c.api.put(c.p.account_path(acct), {sec: body})
 		d = expect_error(r, 400, sec + ".auth.pass", "PUT %s %s without a password" % (sec, body))
-		contains(d["message"], "%s.auth.pass is required when %s.host, port, secure or starttls change" % (sec, sec),
+		contains(d["message"], "%s.auth.pass is required when %s.host, port, secure, starttls or tls.rejectUnauthorized change" % (
+		    sec, sec),
 		    "error message")
 	eq(_get(c, acct), before, "account unchanged after the refused PUTs")
 	eq({s: _sealed(c, acct, s) for s in ("imap", "smtp")}, sealed, "sealed passwords unchanged")

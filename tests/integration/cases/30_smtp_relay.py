@@ -13,7 +13,7 @@ import threading
 import time
 import types
 
-from harness import check, contains, eq, matches, not_contains, wait_until
+from harness import check, contains, eq, expect_status, matches, not_contains, token_id, wait_until
 from imapc import FakeServer
 from smtpc import (REFUSED, UNKNOWN, Smtp, b64, check_identical, check_reply, dot_stuff, find,
     get_account, login, make_message, merge_extra, plain_b64, smtp_account, smtp_setup, swaks, token_for,
@@ -523,6 +523,35 @@ def test_shutdown_with_end_of_data_in_flight(c):
 		log = p2.log_text()
 		contains(log, "event=message result=unknown account=%s" % acct, "posternd log")
 		not_contains(log, "event=message result=aborted", "posternd log")
+	finally:
+		srv.stop()
+		if p2 is not None:
+			p2.stop()
+
+
+def test_revoke_with_end_of_data_in_flight(c):
+	"""The token is revoked while the upstream's reply to the final "." is
+	pending: the client gets that reply first (the upstream accepted the
+	message: a 421 in its place would make the client send it again),
+	then 421 and the close."""
+	srv = _fake_smtp(c, dot_delay=1.5)
+	p2 = None
+	try:
+		acct, tok = _fake_account(c, srv)
+		p2 = c.env.postern(c.redis, name="posternd_revoke", secret=c.p.secret,
+		    extra=merge_extra(c.env, {"postern": {"revoke_closes_sessions": "yes"}}))
+		mid, msg = make_message(ALICE, BOB)
+		s = login(types.SimpleNamespace(p=p2, env=c.env), acct, tok)
+		s.expect("MAIL FROM:<%s>" % ALICE, 250, "2.1.0")
+		s.expect("RCPT TO:<%s>" % BOB, 250, "2.1.5")
+		s.expect("DATA", 354)
+		s.send(dot_stuff(msg))
+		wait_until(lambda: (1, b".\r\n") in srv.lines, 10, "the end of DATA upstream")
+		expect_status(c.api.delete("/v1/tokens/" + token_id(tok)), 200, "DELETE token")
+		eq(s.reply(timeout=10).raw, b"250 2.0.0 Ok: queued as FAKE\r\n", "the upstream's answer to the message first")
+		eq(s.reply(timeout=10).raw, b"421 4.7.0 Access token revoked\r\n", "then the revocation")
+		eq(s.expect_eof(), b"", "closed")
+		contains(p2.log_text(), "event=message result=sent", "posternd log")
 	finally:
 		srv.stop()
 		if p2 is not None:
