@@ -144,6 +144,36 @@ account_json_proxy_scheme_ok(const char *url)
 	return false;
 }
 
+char *
+account_json_proxy_mask(const char *url)
+{
+	const char	*sep, *user, *at, *colon;
+
+	if ((sep = strstr(url, "://")) == NULL)
+		return xstrdup(url);
+	user = sep + 3;
+	if ((at = strrchr(user, '@')) == NULL)
+		return xstrdup(url);
+	colon = memchr(user, ':', (size_t)(at - user));
+	if (colon == NULL || colon + 1 == at)
+		return xstrdup(url);	/* no password, or an empty one */
+	return xasprintf("%.*s****%s", (int)(colon + 1 - url), url, at);
+}
+
+bool
+account_json_proxy_is_masked(const char *given, const char *stored)
+{
+	char	*masked;
+	bool	 same;
+
+	if (strcmp(given, stored) == 0)
+		return false;
+	masked = account_json_proxy_mask(stored);
+	same = strcmp(given, masked) == 0;
+	free(masked);
+	return same;
+}
+
 static bool
 url_is_valid(const char *s)
 {
@@ -575,7 +605,8 @@ path_norm(struct aj *aj, const cJSON *v)
 static bool
 field_norm(struct aj *aj, const cJSON *e, cJSON **out_r)
 {
-	const char *k = e->string;
+	const char	*k = e->string;
+	const cJSON	*old;
 
 	*out_r = NULL;
 	if (strcmp(k, "verify") == 0) {
@@ -611,7 +642,14 @@ field_norm(struct aj *aj, const cJSON *e, cJSON **out_r)
 		    !url_is_valid(e->valuestring))
 			return fail(aj, k, "proxy must be a socks://, socks4://, "
 			    "socks5://, http:// or https:// URL"), false;
-		*out_r = cJSON_CreateString(e->valuestring);
+		/* PUT: the masked URL from GET keeps the stored one. */
+		if (aj->stored != NULL && (old = cJSON_GetObjectItemCaseSensitive(
+		    aj->stored, "proxy")) != NULL && cJSON_IsString(old) &&
+		    account_json_proxy_is_masked(e->valuestring,
+		    old->valuestring))
+			*out_r = cJSON_CreateString(old->valuestring);
+		else
+			*out_r = cJSON_CreateString(e->valuestring);
 	} else if (strcmp(k, "imapIndexer") == 0) {
 		if (!cJSON_IsString(e) || (strcmp(e->valuestring, "full") != 0 &&
 		    strcmp(e->valuestring, "fast") != 0))
@@ -814,6 +852,14 @@ account_json_public(const cJSON *stored)
 		strip_auth(o);
 		cJSON_DeleteItemFromObjectCaseSensitive(o, "refreshToken");
 		cJSON_DeleteItemFromObjectCaseSensitive(o, "accessToken");
+	}
+	if ((o = cJSON_GetObjectItemCaseSensitive(out, "proxy")) != NULL &&
+	    cJSON_IsString(o)) {
+		char *m = account_json_proxy_mask(o->valuestring);
+
+		cJSON_ReplaceItemInObjectCaseSensitive(out, "proxy",
+		    cJSON_CreateString(m));
+		free(m);
 	}
 	return out;
 }

@@ -33,7 +33,8 @@ cJSON	*account_json_update(const cJSON *stored, const cJSON *body,
 	    const char *account, struct account_json_err *);
 
 /* A deep copy for GET: auth objects keep "user" only, oauth2 loses
- * refreshToken and accessToken. */
+ * refreshToken and accessToken, proxy has its password masked
+ * (account_json_proxy_mask). */
 cJSON	*account_json_public(const cJSON *stored);
 
 /* The AAD of a sealed field ("<account>\n<path>"), malloc'd. */
@@ -43,5 +44,17 @@ char	*account_json_aad(const char *account, const char *path);
  * socks5://, http://, https://, any case) and something after it; for
  * "proxy" here and the proxyUrl setting. */
 bool	 account_json_proxy_scheme_ok(const char *url);
+
+/* url with the password of its userinfo replaced by "****"
+ * ("socks5://u:****@h:1080"), malloc'd; a copy of url if it has no
+ * "user:password@" part. The userinfo runs from "://" to the last '@'
+ * in url (our validator lets '@', ':' and '/' into a password unencoded),
+ * so a password is never partly shown; the password starts after the
+ * first ':' of the userinfo. */
+char	*account_json_proxy_mask(const char *url);
+
+/* true if given is the masked form of stored and differs from it: an
+ * update that sends back what GET showed keeps the stored URL. */
+bool	 account_json_proxy_is_masked(const char *given, const char *stored);
 
 #endif

@@ -1,6 +1,7 @@
 /*
  * GET/POST /v1/settings: global settings kept in Redis as a hash of JSON
- * values. Only known keys are accepted; GET fills in defaults.
+ * values. Only known keys are accepted; GET fills in defaults and masks
+ * the password of proxyUrl, which a write of the masked form keeps.
  */
 #include <stdbool.h>
 #include <stdlib.h>
@@ -119,7 +120,13 @@ settings_get_cb(void *arg, int rc, const cJSON *stored)
 		if (some && admin_http_query(ar, s->name) == NULL)
 			continue;
 		v = cJSON_GetObjectItemCaseSensitive(stored, s->name);
-		if (v != NULL && setting_check(s, v) == NULL)
+		if (v != NULL && setting_check(s, v) == NULL &&
+		    s->type == SET_URL_OR_NULL && cJSON_IsString(v)) {
+			char *m = account_json_proxy_mask(v->valuestring);
+
+			v = cJSON_CreateString(m);
+			free(m);
+		} else if (v != NULL && setting_check(s, v) == NULL)
 			v = cJSON_Duplicate(v, true);
 		else
 			v = setting_default(ar, s);
@@ -144,6 +151,7 @@ admin_settings_get(struct admin_req *ar)
 }
 
 struct settings_set_ctx {
+	cJSON	*body;
 	cJSON	*updated;
 	char	*values[TOK_SETTINGS_SET_MAX];
 	size_t	 n;
@@ -156,6 +164,7 @@ settings_ctx_free(void *arg)
 
 	for (size_t i = 0; i < c->n; i++)
 		cJSON_free(c->values[i]);
+	cJSON_Delete(c->body);
 	cJSON_Delete(c->updated);
 	free(c);
 }
@@ -178,13 +187,54 @@ settings_set_cb(void *arg, int rc)
 	admin_http_reply(ar, 200, o);
 }
 
+/* Writes c->body, validated already. */
+static void
+settings_write(struct admin_req *ar)
+{
+	struct settings_set_ctx	*c = ar->hctx;
+	const char		*keys[TOK_SETTINGS_SET_MAX];
+	const cJSON		*e;
+
+	c->updated = cJSON_CreateArray();
+	cJSON_ArrayForEach(e, c->body) {
+		keys[c->n] = e->string;
+		c->values[c->n++] = cJSON_PrintUnformatted(e);
+		cJSON_AddItemToArray(c->updated, cJSON_CreateString(e->string));
+	}
+	ar->op = tok_settings_set(ar->tok, keys, (const char *const *)c->values,
+	    c->n, settings_set_cb, ar);
+}
+
+/* The stored settings, read before a write that gives proxyUrl: the
+ * masked URL from GET keeps the stored one (GET-modify-POST scripts). */
+static void
+settings_stored_cb(void *arg, int rc, const cJSON *stored)
+{
+	struct admin_req	*ar = arg;
+	struct settings_set_ctx	*c = ar->hctx;
+	cJSON			*v, *old;
+
+	ar->treq = NULL;
+	if (rc == -1) {
+		admin_http_unavailable(ar, tok_store_errstr());
+		return;
+	}
+	v = cJSON_GetObjectItemCaseSensitive(c->body, "proxyUrl");
+	old = cJSON_GetObjectItemCaseSensitive(stored, "proxyUrl");
+	if (v != NULL && cJSON_IsString(v) && old != NULL &&
+	    cJSON_IsString(old) && url_ok(old->valuestring) &&
+	    account_json_proxy_is_masked(v->valuestring, old->valuestring))
+		cJSON_ReplaceItemInObjectCaseSensitive(c->body, "proxyUrl",
+		    cJSON_CreateString(old->valuestring));
+	settings_write(ar);
+}
+
 void
 admin_settings_set(struct admin_req *ar)
 {
 	struct settings_set_ctx	*c;
-	const char		*keys[TOK_SETTINGS_SET_MAX];
 	const struct setting	*s;
-	const cJSON		*e;
+	const cJSON		*e, *proxy;
 	const char		*why;
 	cJSON			*body;
 
@@ -221,13 +271,10 @@ admin_settings_set(struct admin_req *ar)
 	c = xcalloc(1, sizeof(*c));
 	ar->hctx = c;
 	ar->hctx_free = settings_ctx_free;
-	c->updated = cJSON_CreateArray();
-	cJSON_ArrayForEach(e, body) {
-		keys[c->n] = e->string;
-		c->values[c->n++] = cJSON_PrintUnformatted(e);
-		cJSON_AddItemToArray(c->updated, cJSON_CreateString(e->string));
-	}
-	ar->op = tok_settings_set(ar->tok, keys, (const char *const *)c->values,
-	    c->n, settings_set_cb, ar);
-	cJSON_Delete(body);
+	c->body = body;
+	proxy = cJSON_GetObjectItemCaseSensitive(body, "proxyUrl");
+	if (proxy != NULL && cJSON_IsString(proxy))
+		ar->treq = tok_settings_get(ar->tok, settings_stored_cb, ar);
+	else
+		settings_write(ar);
 }

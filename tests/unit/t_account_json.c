@@ -541,3 +541,67 @@ TEST(account_json_update_moved)
 	cJSON_Delete(rec);
 	crypto_reset();
 }
+
+/*
+ * The password of a proxy URL never shows: masked in the public view,
+ * with the userinfo running to the last '@'; a PUT of the masked form
+ * keeps the stored URL, any other value replaces it.
+ */
+TEST(account_json_proxy_mask)
+{
+	static const struct {
+		const char *in, *out;
+	} masks[] = {
+		{ "socks5://user:pw@host:1080", "socks5://user:****@host:1080" },
+		{ "http://user@host:8080", "http://user@host:8080" },
+		{ "socks://host:1080", "socks://host:1080" },
+		{ "https://u:@host", "https://u:@host" },
+		{ "socks5://u:p:w@host", "socks5://u:****@host" },
+		{ "socks5://u:p@w@host:1", "socks5://u:****@host:1" },
+		{ "HTTP://u:a/b@host/", "HTTP://u:****@host/" },
+		{ "socks4://:pw@h", "socks4://:****@h" },
+	};
+	struct account_json_err	 e;
+	cJSON			*rec, *pub, *up;
+	char			*m;
+
+	for (size_t i = 0; i < sizeof(masks) / sizeof(masks[0]); i++) {
+		m = account_json_proxy_mask(masks[i].in);
+		CHECK_STR(m, masks[i].out);
+		free(m);
+	}
+	CHECK(account_json_proxy_is_masked("socks5://u:****@h",
+	    "socks5://u:pw@h"));
+	CHECK(!account_json_proxy_is_masked("socks5://u:****@h",
+	    "socks5://u:****@h"));
+	CHECK(!account_json_proxy_is_masked("socks5://u:****@h2",
+	    "socks5://u:pw@h"));
+
+	key_load();
+	rec = create("{\"account\":\"acc1\",\"imap\":{\"host\":\"h\","
+	    "\"port\":1},\"proxy\":\"socks5://u:s3cr:t@x@h:1080\"}", &e);
+	CHECK(rec != NULL);
+	if (rec == NULL)
+		return;
+	pub = account_json_public(rec);
+	CHECK_STR(cJSON_GetObjectItem(pub, "proxy")->valuestring,
+	    "socks5://u:****@h:1080");
+	cJSON_Delete(pub);
+	up = update(rec, "{\"proxy\":\"socks5://u:****@h:1080\"}", "acc1", &e);
+	CHECK(up != NULL);
+	if (up != NULL) {
+		CHECK_STR(cJSON_GetObjectItem(up, "proxy")->valuestring,
+		    "socks5://u:s3cr:t@x@h:1080");
+		cJSON_Delete(up);
+	}
+	up = update(rec, "{\"proxy\":\"socks5://u:****@other:1080\"}", "acc1",
+	    &e);
+	CHECK(up != NULL);
+	if (up != NULL) {
+		CHECK_STR(cJSON_GetObjectItem(up, "proxy")->valuestring,
+		    "socks5://u:****@other:1080");
+		cJSON_Delete(up);
+	}
+	cJSON_Delete(rec);
+	crypto_reset();
+}

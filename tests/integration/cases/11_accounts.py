@@ -338,3 +338,53 @@ def test_settings_ctl(c):
 	rc, out, err = c.p.ctl("settings", "set", "noSuchSetting", "1")
 	eq(rc, 1, "settings set of an unknown key is an API error (400)")
 	contains(err + out, "noSuchSetting", "the error names the key")
+
+
+PROXY_PW = "proxy-pw-11:x@y"
+PROXY_URL = "socks5://puser:%s@proxy.example.com:1080" % PROXY_PW
+PROXY_MASKED = "socks5://puser:****@proxy.example.com:1080"
+
+
+def test_proxy_password_masked_and_kept(c):
+	"""An account's proxy URL shows its password as ****, in the API and in
+	posternctl; a PUT of the masked form keeps the stored URL, another
+	value replaces it."""
+	acct = uniq("proxy")
+	body = _full(acct)
+	body["proxy"] = PROXY_URL
+	expect_status(c.api.post("/v1/account", body), 200, "POST account with a proxy password")
+	r = c.api.get(c.p.account_path(acct))
+	not_contains(r.raw, PROXY_PW.encode(), "GET /v1/account raw body")
+	eq(expect_status(r, 200, "GET account")["proxy"], PROXY_MASKED, "proxy masked")
+	for argv in (("account", "show", acct), ("account", "show", acct, "--json")):
+		rc, out, err = c.p.ctl(*argv)
+		eq(rc, 0, "posternctl %s (%s)" % (" ".join(argv), err))
+		not_contains(out + err, PROXY_PW, "posternctl %s output" % " ".join(argv))
+	# GET-modify-PUT: the masked URL sent back keeps the password.
+	d = _get(c, acct)
+	expect_status(c.api.put(c.p.account_path(acct), {"name": "renamed", "proxy": d["proxy"]}), 200, "PUT masked proxy")
+	rec = json.loads(c.redis.cmd("HGET", "postern:acct:" + acct, "json"))
+	eq((rec["proxy"], rec["name"]), (PROXY_URL, "renamed"), "stored proxy kept")
+	new = "socks5://puser:****@other.example.com:1080"
+	expect_status(c.api.put(c.p.account_path(acct), {"proxy": new}), 200, "PUT another proxy")
+	rec = json.loads(c.redis.cmd("HGET", "postern:acct:" + acct, "json"))
+	eq(rec["proxy"], new, "another value replaces the proxy")
+	eq(_get(c, acct)["proxy"], new, "no password: shown as stored")
+
+
+def test_settings_proxy_password_masked_and_kept(c):
+	expect_status(c.api.post("/v1/settings", {"proxyUrl": PROXY_URL}), 200, "POST proxyUrl with a password")
+	r = c.api.get("/v1/settings")
+	not_contains(r.raw, PROXY_PW.encode(), "GET /v1/settings raw body")
+	eq(expect_status(r, 200, "GET settings")["proxyUrl"], PROXY_MASKED, "proxyUrl masked")
+	for argv in (("settings", "get"), ("settings", "get", "--json")):
+		rc, out, err = c.p.ctl(*argv)
+		eq(rc, 0, "posternctl %s (%s)" % (" ".join(argv), err))
+		not_contains(out + err, PROXY_PW, "posternctl %s output" % " ".join(argv))
+	eq(tuple(c.api.post("/v1/settings", {"proxyUrl": PROXY_MASKED, "ignoreMailCertErrors": False})),
+	    (200, {"updated": ["proxyUrl", "ignoreMailCertErrors"]}), "POST masked proxyUrl back")
+	eq(json.loads(c.redis.cmd("HGET", "postern:settings", "proxyUrl")), PROXY_URL, "stored proxyUrl kept")
+	new = "http://puser:****@other.example.com:3128"
+	expect_status(c.api.post("/v1/settings", {"proxyUrl": new}), 200, "POST another proxyUrl")
+	eq(json.loads(c.redis.cmd("HGET", "postern:settings", "proxyUrl")), new, "another value replaces it")
+	expect_status(c.api.post("/v1/settings", {"proxyUrl": None}), 200, "reset proxyUrl")

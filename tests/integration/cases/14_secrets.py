@@ -21,6 +21,7 @@ def setup(env):
 	c.passwords = []	# every password-like secret given to Postern
 	c.tokens = []		# (token, id, how)
 	c.accounts = []
+	c.shown = []		# stored in clear (proxy URLs), never shown
 	return c
 
 
@@ -30,8 +31,15 @@ def _pw(c, label):
 	return s
 
 
+def _proxy(c, label):
+	s = "Px-%s-%s-Zq7" % (label, os.urandom(6).hex())
+	c.shown.append(s)
+	return "socks5://proxyuser:%s@proxy.example.com:1080" % s
+
+
 def _account(c, acct):
 	return {"account": acct, "name": "Secret test", "email": "s@example.com",
+	    "proxy": _proxy(c, "acct"),
 	    "imap": {"host": "imap.example.com", "port": 993, "secure": True,
 		"auth": {"user": "s@example.com", "pass": _pw(c, "imap")}},
 	    "smtp": {"host": "smtp.example.com", "port": 465, "secure": True,
@@ -58,6 +66,10 @@ def _populate(c):
 	expect_status(c.api.put("/v1/account/" + a1, {"imap": {"host": "imap2.example.com", "port": 993,
 	    "auth": {"user": "s@example.com", "pass": _pw(c, "put")}}}), 200, "PUT account with a new password")
 	c.accounts = [a1, a2, a3]
+	# Proxy URLs with a password: the account's and the proxyUrl setting.
+	expect_status(c.api.post("/v1/settings", {"proxyUrl": _proxy(c, "setting")}), 200, "POST proxyUrl")
+	c.p.ctl("settings", "get")
+	c.p.ctl("settings", "get", "--json")
 	# Tokens: API (both paths) and posternctl; use some (list, get, revoke
 	# by token value so the token travels in a request path).
 	for acct in c.accounts:
@@ -136,7 +148,7 @@ def test_posternd_log_has_no_secret(c):
 	_populate(c)
 	log = c.p.log_text()
 	check(log.strip(), "posternd log is empty: is log_level = debug writing to stderr?")
-	for s in c.passwords + _all_tokens(c) + [c.p.secret]:
+	for s in c.passwords + c.shown + _all_tokens(c) + [c.p.secret]:
 		not_contains(log, s, "posternd log (%s)" % c.p.log_path)
 		for form in secret_forms(s)[1:]:
 			not_contains(log.encode(), form, "posternd log, encoded secret")
@@ -148,7 +160,7 @@ def test_ctl_outputs_have_no_secret(c):
 	for argv, rc, out, err, stdin in c.p.ctl_history:
 		cmd = " ".join(argv[3:])
 		creating = "token" in argv and "create" in argv
-		for s in c.passwords + [c.p.secret]:
+		for s in c.passwords + c.shown + [c.p.secret]:
 			not_contains(out + err, s, "posternctl %s output" % cmd)
 		for t in tokens:
 			not_contains(err, t, "posternctl %s stderr" % cmd)
@@ -169,7 +181,7 @@ def test_get_and_list_return_no_secret(c):
 	for tok, tid, _ in c.tokens:
 		texts.append(c.api.get("/v1/tokens/" + tid).raw)
 	blob = b"\n".join(texts)
-	for s in c.passwords + _all_tokens(c) + [c.p.secret]:
+	for s in c.passwords + c.shown + _all_tokens(c) + [c.p.secret]:
 		for form in secret_forms(s):
 			not_contains(blob, form, "API responses")
 
