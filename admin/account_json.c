@@ -4,7 +4,6 @@
  * objects are built fresh in a fixed key order, so nothing unvalidated
  * from the body can reach Redis.
  */
-#include <arpa/inet.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -92,12 +91,11 @@ is_int(const cJSON *v, long long min, long long max)
 static bool
 host_is_valid(const char *h)
 {
-	unsigned char	buf[16];
-	size_t		len = strlen(h), label = 0;
+	size_t	len = strlen(h), label = 0;
 
 	if (len == 0 || len > AJ_HOST_MAX)
 		return false;
-	if (inet_pton(AF_INET, h, buf) == 1 || inet_pton(AF_INET6, h, buf) == 1)
+	if (str_is_ip_literal(h))
 		return true;
 	for (size_t i = 0; i <= len; i++) {
 		char c = h[i];

@@ -19,6 +19,8 @@ int	 str_hex_decode(const char *in, uint8_t *out, size_t outlen);
 int	 str_hex_digit(int c);
 /* true if s is exactly n hex characters. */
 bool	 str_is_hex(const char *s, size_t n);
+/* An IPv4 or IPv6 address in text (no brackets, no zone): not a name. */
+bool	 str_is_ip_literal(const char *s);
 
 /* Standard base64 with padding; returns a malloc'd string. */
 char	*str_b64_encode(const uint8_t *in, size_t len);

@@ -7,13 +7,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <arpa/inet.h>
 
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
 #include "common/cfg.h"
+#include "common/str.h"
 #include "common/tls.h"
 
 /*
@@ -262,20 +262,11 @@ fail:
 	return NULL;
 }
 
-static bool
-tls_is_ip_literal(const char *host)
-{
-	unsigned char buf[sizeof(struct in6_addr)];
-
-	return inet_pton(AF_INET, host, buf) == 1 ||
-	    inet_pton(AF_INET6, host, buf) == 1;
-}
-
 SSL *
 tls_client_ssl_new(SSL_CTX *ctx, const char *host)
 {
 	SSL	*ssl;
-	bool	 ip = tls_is_ip_literal(host);
+	bool	 ip = str_is_ip_literal(host);
 
 	if ((ssl = SSL_new(ctx)) == NULL)
 		return NULL;

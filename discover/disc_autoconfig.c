@@ -6,7 +6,6 @@
  * sources then look for the missing half only, and earlier answers win.
  * Every attempt is logged into "tried" for the 404 reply.
  */
-#include <arpa/inet.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -359,15 +358,6 @@ xml_addr_cb(void *arg, const struct disc_dns_result *r)
 	xml_fetch(ac, resolve);
 }
 
-static bool
-is_ip_literal(const char *s)
-{
-	unsigned char buf[16];
-
-	return inet_pton(AF_INET, s, buf) == 1 ||
-	    inet_pton(AF_INET6, s, buf) == 1;
-}
-
 static void
 xml_start(struct disc_ac *ac)
 {
@@ -389,7 +379,7 @@ xml_start(struct disc_ac *ac)
 			ac->url = NULL;
 			continue;
 		}
-		if (is_ip_literal(ac->url_host))
+		if (str_is_ip_literal(ac->url_host))
 			xml_fetch(ac, NULL);
 		else
 			ac->q = disc_dns_query(ac->env->dns, DISC_DNS_ADDR,

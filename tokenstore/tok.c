@@ -21,7 +21,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <arpa/inet.h>
 #include <event2/dns.h>
 #include <event2/event.h>
 #include <event2/util.h>
@@ -159,15 +158,6 @@ bad:
 	snprintf(err, errlen, "bad redis url (use redis://HOST:PORT/DB or "
 	    "unix:/PATH)");
 	return -1;
-}
-
-static bool
-tok_is_addr(const char *host)
-{
-	unsigned char buf[16];
-
-	return inet_pton(AF_INET, host, buf) == 1 ||
-	    inet_pton(AF_INET6, host, buf) == 1;
 }
 
 static void
@@ -609,7 +599,7 @@ tok_new(struct event_base *base, const char *url, const char *prefix,
 	t->timeout_ms = timeout_ms;
 	TAILQ_INIT(&t->reqs);
 	/* resolv.conf and the hosts file are read here, before the loop. */
-	if (t->host != NULL && !tok_is_addr(t->host) &&
+	if (t->host != NULL && !str_is_ip_literal(t->host) &&
 	    (t->dns = evdns_base_new(base, EVDNS_BASE_INITIALIZE_NAMESERVERS |
 	    EVDNS_BASE_DISABLE_WHEN_INACTIVE)) == NULL)
 		log_warn("event=redis_dns host=%s reason=\"evdns_base_new "

@@ -500,6 +500,19 @@ def test_upstream_refuses_rset(c):
 		srv.stop()
 
 
+def _send_until_dot_upstream(c, srv, p, acct, tok):
+	"""A session on posternd p that has sent one message, its final "."
+	received by the scripted upstream (which holds its reply)."""
+	mid, msg = make_message(ALICE, BOB)
+	s = login(types.SimpleNamespace(p=p, env=c.env), acct, tok)
+	s.expect("MAIL FROM:<%s>" % ALICE, 250, "2.1.0")
+	s.expect("RCPT TO:<%s>" % BOB, 250, "2.1.5")
+	s.expect("DATA", 354)
+	s.send(dot_stuff(msg))
+	wait_until(lambda: (1, b".\r\n") in srv.lines, 10, "the end of DATA upstream")
+	return s
+
+
 def test_shutdown_with_end_of_data_in_flight(c):
 	"""A session closed while the upstream's reply to the end of DATA is
 	pending (here: the drain timeout of a shutdown): the "." went out and
@@ -511,13 +524,7 @@ def test_shutdown_with_end_of_data_in_flight(c):
 		acct, tok = _fake_account(c, srv)
 		p2 = c.env.postern(c.redis, name="posternd_drain", secret=c.p.secret,
 		    extra=merge_extra(c.env, {"postern": {"drain_timeout": "1s"}}))
-		mid, msg = make_message(ALICE, BOB)
-		s = login(types.SimpleNamespace(p=p2, env=c.env), acct, tok)
-		s.expect("MAIL FROM:<%s>" % ALICE, 250, "2.1.0")
-		s.expect("RCPT TO:<%s>" % BOB, 250, "2.1.5")
-		s.expect("DATA", 354)
-		s.send(dot_stuff(msg))
-		wait_until(lambda: (1, b".\r\n") in srv.lines, 10, "the end of DATA upstream")
+		s = _send_until_dot_upstream(c, srv, p2, acct, tok)
 		p2.stop()
 		s.close()
 		log = p2.log_text()
@@ -540,13 +547,7 @@ def test_revoke_with_end_of_data_in_flight(c):
 		acct, tok = _fake_account(c, srv)
 		p2 = c.env.postern(c.redis, name="posternd_revoke", secret=c.p.secret,
 		    extra=merge_extra(c.env, {"postern": {"revoke_closes_sessions": "yes"}}))
-		mid, msg = make_message(ALICE, BOB)
-		s = login(types.SimpleNamespace(p=p2, env=c.env), acct, tok)
-		s.expect("MAIL FROM:<%s>" % ALICE, 250, "2.1.0")
-		s.expect("RCPT TO:<%s>" % BOB, 250, "2.1.5")
-		s.expect("DATA", 354)
-		s.send(dot_stuff(msg))
-		wait_until(lambda: (1, b".\r\n") in srv.lines, 10, "the end of DATA upstream")
+		s = _send_until_dot_upstream(c, srv, p2, acct, tok)
 		expect_status(c.api.delete("/v1/tokens/" + token_id(tok)), 200, "DELETE token")
 		eq(s.reply(timeout=10).raw, b"250 2.0.0 Ok: queued as FAKE\r\n", "the upstream's answer to the message first")
 		eq(s.reply(timeout=10).raw, b"421 4.7.0 Access token revoked\r\n", "then the revocation")
